@@ -50,9 +50,12 @@ void tls_ctx_free(struct tls_ctx **ctx);
  * control record to send through kernel TLS. Returns 0 or -errno. */
 typedef int tls_out_fn(void *arg, uint8_t record_type, const uint8_t *data,
 		       size_t len);
-/* Write @len bytes straight to the socket now, without blocking, if
- * nothing else is queued for it. Returns 1 if all went out, 0 if not
- * (then kernel TLS is simply not engaged). */
+/* Called on BIO flush before kernel TLS transmit is engaged; takes
+ * ownership of @data either way (the engine never emits it again). Writes
+ * it straight to the socket now if nothing else is queued, without
+ * blocking. Returns 1 if all of it is on the wire (kernel TLS may be
+ * engaged), 0 if any of it had to be queued (kernel TLS is then not
+ * engaged; the queued bytes go out in order with later output). */
 typedef int tls_flush_fn(void *arg, const uint8_t *data, size_t len);
 
 struct tls_conn_io {
