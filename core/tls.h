@@ -22,6 +22,11 @@ struct tls_ctx_opts {
 	const char *cert_file; /* PEM chain; server (required) */
 	const char *key_file;  /* PEM key; server (required) */
 	int min_version;       /* TLS1_2_VERSION or TLS1_3_VERSION */
+	int max_version;       /* 0 = the library's highest */
+	/* OpenSSL cipher strings: TLS <= 1.2 list and TLS 1.3 suites;
+	 * NULL = OpenSSL's defaults. */
+	const char *cipher_list;
+	const char *ciphersuites;
 	/* Server: protocols it accepts, in its order of preference, e.g.
 	 * {"h2", "http/1.1", "imap", "smtp", NULL}. With none in common
 	 * the handshake still succeeds with no ALPN. Client: offered list. */
