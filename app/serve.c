@@ -23,8 +23,8 @@
 #define SERVE_MAX_WORKERS   256
 #define SERVE_BACKLOG       1024
 
-static const char *const serve_alpn_https[] = {"h2", "http/1.1", "imap",
-					       "smtp", NULL};
+static const char *const serve_alpn_https[] = {"h2", "http/1.1", "imap", "smtp",
+					       NULL};
 
 static const struct serve_svc_def serve_svc_defs[SERVE_SVC_COUNT] = {
 	[SERVE_SVC_SMTP] = {"smtp", false, TLS1_2_VERSION, NULL},
@@ -136,7 +136,8 @@ static int serve_listeners_bind(struct serve *srv)
 			len = strcspn(p, " \t,");
 			if (len == 0)
 				break;
-			if (len >= sizeof(one) || srv->nls >= SERVE_MAX_LISTENERS) {
+			if (len >= sizeof(one) ||
+			    srv->nls >= SERVE_MAX_LISTENERS) {
 				log_err("serve: too many or too long listen "
 					"addresses for %s",
 					serve_svc_defs[svc].name);

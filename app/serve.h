@@ -12,13 +12,13 @@
 #include "core/tls.h"
 
 enum serve_svc {
-	SERVE_SVC_SMTP = 0,     /* 25: MX, STARTTLS */
-	SERVE_SVC_SUBMISSION,   /* 587: STARTTLS */
-	SERVE_SVC_SUBMISSIONS,  /* 465: implicit TLS */
-	SERVE_SVC_IMAP,         /* 143: STARTTLS */
-	SERVE_SVC_IMAPS,        /* 993: implicit TLS */
-	SERVE_SVC_HTTPS,        /* 443: implicit TLS, ALPN dispatch */
-	SERVE_SVC_HTTP,         /* 80 */
+	SERVE_SVC_SMTP = 0,    /* 25: MX, STARTTLS */
+	SERVE_SVC_SUBMISSION,  /* 587: STARTTLS */
+	SERVE_SVC_SUBMISSIONS, /* 465: implicit TLS */
+	SERVE_SVC_IMAP,        /* 143: STARTTLS */
+	SERVE_SVC_IMAPS,       /* 993: implicit TLS */
+	SERVE_SVC_HTTPS,       /* 443: implicit TLS, ALPN dispatch */
+	SERVE_SVC_HTTP,        /* 80 */
 	SERVE_SVC_COUNT,
 };
 

@@ -91,8 +91,8 @@ void arena_reset(struct arena *a)
 
 	for (c = a->head; c != NULL; c = next) {
 		next = c->next;
-		if (next == NULL && c->size == ARENA_CHUNK_SIZE -
-						      sizeof(struct arena_chunk))
+		if (next == NULL &&
+		    c->size == ARENA_CHUNK_SIZE - sizeof(struct arena_chunk))
 			keep = c; /* the oldest, standard-size chunk */
 		else
 			free(c);

@@ -39,7 +39,7 @@ struct conn {
 	bool tls_ready;
 	bool tls_client;
 	bool rx_paused;
-	bool closing;  /* conn_close called or failure: no more events */
+	bool closing;     /* conn_close called or failure: no more events */
 	bool dispatching; /* inside a session callback */
 	bool close_pending;
 
@@ -330,8 +330,8 @@ static void conn_timer_fire(struct loop_timer *t, void *arg)
 
 /* ---- public API ---- */
 
-static struct conn *conn_alloc(struct loop *l, uint32_t input_max,
-			       conn_fn *fn, void *arg)
+static struct conn *conn_alloc(struct loop *l, uint32_t input_max, conn_fn *fn,
+			       void *arg)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 

@@ -28,8 +28,8 @@ enum log_level log_get_level(void)
 
 int log_level_parse(const char *name, enum log_level *lv_r)
 {
-	for (size_t i = 0; i < sizeof(log_level_names) / sizeof(*log_level_names);
-	     i++) {
+	for (size_t i = 0;
+	     i < sizeof(log_level_names) / sizeof(*log_level_names); i++) {
 		if (strcmp(name, log_level_names[i]) == 0) {
 			*lv_r = (enum log_level)i;
 			return 0;

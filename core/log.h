@@ -29,17 +29,17 @@ void log_vmsg(enum log_level lv, const char *fmt, va_list ap)
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 __attribute__((noreturn));
 
-#define log_err(...)   log_msg(LOG_LV_ERR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_LV_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_LV_INFO, __VA_ARGS__)
-#define log_debug(...)                                                         \
-	do {                                                                   \
-		if (log_get_level() >= LOG_LV_DEBUG)                           \
-			log_msg(LOG_LV_DEBUG, __VA_ARGS__);                    \
+#define log_err(...)  log_msg(LOG_LV_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LV_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LV_INFO, __VA_ARGS__)
+#define log_debug(...)                                      \
+	do {                                                \
+		if (log_get_level() >= LOG_LV_DEBUG)        \
+			log_msg(LOG_LV_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 /* Connection-scoped line: "<16-hex id> <message>". */
-#define log_conn(lv, id, fmt, ...)                                             \
+#define log_conn(lv, id, fmt, ...) \
 	log_msg(lv, "%016" PRIx64 " " fmt, (uint64_t)(id), ##__VA_ARGS__)
 
 #endif

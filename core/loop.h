@@ -26,22 +26,22 @@ struct loop_opts {
 	/* io_uring: refuse any feature newer than Debian 12's kernel 6.1
 	 * even where the running kernel has it (CI's uring_profile=debian12). */
 	bool uring_debian12;
-	unsigned worker_id;   /* 0..255, becomes the top byte of conn ids */
-	unsigned buf_count;   /* provided receive buffers (power of 2); 0 = 256 */
-	unsigned buf_size;    /* bytes each; 0 = 16384 */
-	unsigned max_conns;   /* slot table size; 0 = 65536 */
+	unsigned worker_id; /* 0..255, becomes the top byte of conn ids */
+	unsigned buf_count; /* provided receive buffers (power of 2); 0 = 256 */
+	unsigned buf_size;  /* bytes each; 0 = 16384 */
+	unsigned max_conns; /* slot table size; 0 = 65536 */
 };
 
 /* What the running kernel offers, probed once per process. */
 struct loop_probe {
-	bool uring;              /* io_uring_setup works (no ENOSYS/EPERM) */
+	bool uring;               /* io_uring_setup works (no ENOSYS/EPERM) */
 	bool uring_defer_taskrun; /* SINGLE_ISSUER|DEFER_TASKRUN accepted */
-	bool uring_buf_ring;     /* provided buffer rings */
+	bool uring_buf_ring;      /* provided buffer rings */
 	bool uring_recv_multishot;
 	bool uring_accept_multishot;
 	bool uring_poll_multishot;
-	bool ktls_ulp;           /* "tls" listed in tcp_available_ulp or loadable */
-	int uring_errno;         /* why io_uring is unusable, 0 if usable */
+	bool ktls_ulp;   /* "tls" listed in tcp_available_ulp or loadable */
+	int uring_errno; /* why io_uring is unusable, 0 if usable */
 };
 
 /* Probe kernel features (cached after the first call; thread-safe). */

@@ -19,7 +19,7 @@ int testutil_write_file(const char *path, const void *data, size_t len);
 /* The source tree root ($RINGMAIL_SRCDIR or "."). */
 const char *testutil_srcdir(void);
 /* Create a self-signed certificate and key (P-256) for @cn in @dir as
- * <name>.crt and <name>.key using the openssl(1) command; 0 or -1. */
+ * <name>.crt and <name>.key (OpenSSL API, no external tool); 0 or -1. */
 int testutil_make_cert(const char *dir, const char *name, const char *cn);
 
 #endif
