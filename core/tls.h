@@ -108,6 +108,12 @@ bool tls_conn_ktls_rx(const struct tls_conn *t);
  * possible (reason logged at debug). */
 int tls_conn_ktls_rx_try(struct tls_conn *t);
 
+/* Write a new P-256 key (mode 0600) and a self-signed certificate for
+ * @cn, valid @days, with extra subjectAltName entries @sans ("DNS:x",
+ * "IP:1.2.3.4"; NULL-terminated, may be NULL). 0 or -1. */
+int tls_selfsigned_write(const char *cert_path, const char *key_path,
+			 const char *cn, const char *const *sans, int days);
+
 /* Is the kernel's "tls" ULP usable on this host (probed once)? */
 bool tls_ktls_available(void);
 

@@ -9,11 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* third party */
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
+/* project */
+#include "core/tls.h"
 
 int testutil_backends(enum loop_backend out[2])
 {
@@ -83,51 +80,9 @@ const char *testutil_srcdir(void)
 
 int testutil_make_cert(const char *dir, const char *name, const char *cn)
 {
-	/* Built with the OpenSSL API, not the openssl(1) tool, so that the
-	 * tests also run inside the Debian 12 kernel VM (busybox only). */
-	EVP_PKEY *pkey = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	X509_NAME *nm;
-	X509_EXTENSION *ext = NULL;
-	X509V3_CTX v3;
-	char path[1024], san[300];
-	FILE *f;
-	int rc = -1;
+	char crt[1024], key[1024];
 
-	if (pkey == NULL || x == NULL)
-		goto out;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)getpid());
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400);
-	X509_set_pubkey(x, pkey);
-	nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, nm);
-	snprintf(san, sizeof(san), "DNS:%s", cn);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-	if (ext == NULL || !X509_add_ext(x, ext, -1))
-		goto out;
-	if (!X509_sign(x, pkey, EVP_sha256()))
-		goto out;
-	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-	f = fopen(path, "w");
-	if (f == NULL)
-		goto out;
-	PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s.crt", dir, name);
-	f = fopen(path, "w");
-	if (f == NULL)
-		goto out;
-	PEM_write_X509(f, x);
-	fclose(f);
-	rc = 0;
-out:
-	X509_EXTENSION_free(ext);
-	X509_free(x);
-	EVP_PKEY_free(pkey);
-	return rc;
+	snprintf(crt, sizeof(crt), "%s/%s.crt", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	return tls_selfsigned_write(crt, key, cn, NULL, 30);
 }
