@@ -57,11 +57,11 @@ static void conn_loop_event(struct loop_conn *lc, const struct loop_conn_ev *ev,
 
 /* ---- helpers ---- */
 
-static void conn_set_reason(struct conn *c, const char *fmt, const char *arg)
+static void conn_set_reason(struct conn *c, const char *reason)
 {
 	if (c->reason[0] != '\0')
 		return; /* keep the first reason */
-	snprintf(c->reason, sizeof(c->reason), fmt, arg);
+	snprintf(c->reason, sizeof(c->reason), "%s", reason);
 }
 
 /* Report an event to the session unless the conn is closing. Returns
@@ -79,7 +79,7 @@ static bool conn_emit(struct conn *c, enum conn_ev ev)
 /* Close after an error or EOF the session did not ask for. */
 static void conn_fail(struct conn *c, const char *reason)
 {
-	conn_set_reason(c, "%s", reason);
+	conn_set_reason(c, reason);
 	conn_close(c, false);
 }
 
@@ -324,7 +324,7 @@ static void conn_timer_fire(struct loop_timer *t, void *arg)
 		loop_timer_arm(c->loop, &c->timer, due - now);
 		return;
 	}
-	conn_set_reason(c, "%s", "timeout");
+	conn_set_reason(c, "timeout");
 	(void)conn_emit(c, CONN_EV_TIMEOUT);
 }
 
@@ -466,7 +466,7 @@ void conn_close(struct conn *c, bool flush)
 {
 	if (c->closing || c->lc == NULL)
 		return;
-	conn_set_reason(c, "%s", "closed");
+	conn_set_reason(c, "closed");
 	if (flush && c->tls != NULL && c->tls_ready)
 		tls_conn_shutdown(c->tls);
 	c->closing = true;
