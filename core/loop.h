@@ -1,7 +1,10 @@
 /* core/loop: one event loop per worker thread, with two interchangeable
  * backends (io_uring, epoll) chosen at run time. Sessions never see which
  * one is active. Every function here must be called on the loop's own
- * thread, except loop_post() and loop_stop(). */
+ * thread, except loop_post() and loop_stop(). A loop may be created and
+ * set up on one thread and run on another: it binds to the first thread
+ * that calls loop_run/loop_run_once (io_uring SINGLE_ISSUER) and must
+ * then stay there; loop_free runs there too, or after that thread exited. */
 #ifndef RINGMAIL_CORE_LOOP_H
 #define RINGMAIL_CORE_LOOP_H
 
@@ -30,6 +33,9 @@ struct loop_opts {
 	unsigned buf_count; /* provided receive buffers (power of 2); 0 = 256 */
 	unsigned buf_size;  /* bytes each; 0 = 16384 */
 	unsigned max_conns; /* slot table size; 0 = 65536 */
+	/* Added: per-connection send queue limit in bytes; 0 = 4 MiB.
+	 * loop_conn_send beyond it returns -ENOBUFS and queues nothing. */
+	unsigned send_max;
 };
 
 /* What the running kernel offers, probed once per process. */
