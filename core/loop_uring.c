@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -123,23 +124,30 @@ static int uring_queue_init(struct io_uring *ring, unsigned entries,
 
 /* ---- probe ---- */
 
-/* Wait up to 1 s for one CQE; returns its res and flags. */
-static int uring_probe_wait(struct io_uring *ring, int *res_r,
+/* Wait up to 1 s for the CQE tagged @ud (others are dropped); returns
+ * its res and flags. */
+static int uring_probe_wait(struct io_uring *ring, uint64_t ud, int *res_r,
 			    unsigned *flags_r)
 {
-	struct __kernel_timespec ts = {.tv_sec = 1};
+	struct __kernel_timespec ts = {.tv_nsec = 100 * 1000000};
 	struct io_uring_cqe *cqe;
 	int r;
 
-	r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	if (r < 0 && r != -ETIME)
-		return r;
-	if (io_uring_peek_cqe(ring, &cqe) != 0)
-		return -ETIME;
-	*res_r = cqe->res;
-	*flags_r = cqe->flags;
-	io_uring_cqe_seen(ring, cqe);
-	return 0;
+	for (int i = 0; i < 10; i++) {
+		r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+		if (r < 0 && r != -ETIME && r != -EINTR)
+			return r;
+		while (io_uring_peek_cqe(ring, &cqe) == 0) {
+			bool match = cqe->user_data == ud;
+
+			*res_r = cqe->res;
+			*flags_r = cqe->flags;
+			io_uring_cqe_seen(ring, cqe);
+			if (match)
+				return 0;
+		}
+	}
+	return -ETIME;
 }
 
 static bool uring_probe_recv(struct io_uring *ring)
@@ -155,8 +163,9 @@ static bool uring_probe_recv(struct io_uring *ring)
 	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = URING_BGID;
+	io_uring_sqe_set_data64(sqe, 1);
 	if (write(sv[1], "x", 1) == 1 &&
-	    uring_probe_wait(ring, &res, &flags) == 0)
+	    uring_probe_wait(ring, 1, &res, &flags) == 0)
 		ok = res == 1 && (flags & IORING_CQE_F_MORE) &&
 		     (flags & IORING_CQE_F_BUFFER);
 	close(sv[0]);
@@ -176,8 +185,9 @@ static bool uring_probe_poll(struct io_uring *ring)
 		return false;
 	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_poll_multishot(sqe, efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, 2);
 	if (eventfd_write(efd, 1) == 0 &&
-	    uring_probe_wait(ring, &res, &flags) == 0)
+	    uring_probe_wait(ring, 2, &res, &flags) == 0)
 		ok = res > 0 && (res & POLLIN) && (flags & IORING_CQE_F_MORE);
 	close(efd);
 	return ok;
@@ -205,10 +215,11 @@ static bool uring_probe_accept(struct io_uring *ring)
 		goto out;
 	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, 3);
 	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (cfd < 0 || connect(cfd, (struct sockaddr *)&a, len) < 0)
 		goto out;
-	if (uring_probe_wait(ring, &res, &flags) == 0 && res >= 0) {
+	if (uring_probe_wait(ring, 3, &res, &flags) == 0 && res >= 0) {
 		ok = (flags & IORING_CQE_F_MORE) != 0;
 		close(res);
 	}
@@ -274,9 +285,12 @@ static int uring_enable(struct loop *l)
 
 	if (u->enabled)
 		return 0;
-	r = io_uring_enable_rings(&u->ring);
+	/* liburing 2.3 declares io_uring_enable_rings but does not export
+	 * it: register directly. */
+	r = (int)syscall(__NR_io_uring_register, u->ring.ring_fd,
+			 IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 	if (r < 0)
-		return r;
+		return -errno;
 	u->enabled = true;
 	u->owner = pthread_self();
 	/* The registration is per thread, like the binding. */
