@@ -97,6 +97,10 @@ static void epoll_tx(struct loop_conn *c)
 
 	while (!(c->flags & (LOOP_CONN_F_TX_BLOCKED | LOOP_CONN_F_FAILED |
 			     LOOP_CONN_F_CONNECTING))) {
+		/* SENT's handler may have closed without flush. */
+		if ((c->flags & LOOP_CONN_F_CLOSING) &&
+		    !(c->flags & LOOP_CONN_F_FLUSHING))
+			return;
 		n = loop_conn_tx_next(c, &p, &type);
 		if (n == 0)
 			return;

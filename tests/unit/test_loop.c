@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1729,6 +1730,84 @@ static void test_free_open(void **state)
 	FOR_EACH_BACKEND(free_open_case);
 }
 
+/* ---- built on one thread, run on another ---- */
+
+struct other {
+	atomic_uint accepted, posted;
+};
+
+static void other_accept(struct loop_listener *li, int fd,
+			 const struct sockaddr *peer, socklen_t peer_len,
+			 void *arg)
+{
+	struct other *o = arg;
+
+	(void)li;
+	(void)peer;
+	(void)peer_len;
+	if (write(fd, "hi", 2) == 2)
+		atomic_fetch_add(&o->accepted, 1);
+	close(fd);
+}
+
+static void other_post(void *arg)
+{
+	struct other *o = arg;
+
+	atomic_fetch_add(&o->posted, 1);
+}
+
+static void *other_run(void *arg)
+{
+	return (void *)(intptr_t)loop_run(arg);
+}
+
+static void other_thread_case(enum loop_backend b)
+{
+	struct loop *l = loop_make(b, NULL);
+	struct loop_listener *li;
+	struct sockaddr_in sa;
+	struct other o;
+	pthread_t th;
+	void *rc = NULL;
+	char hi[2];
+	uint64_t t0;
+	int lfd, cfd;
+
+	atomic_init(&o.accepted, 0);
+	atomic_init(&o.posted, 0);
+	lfd = tcp_listener(&sa, 4);
+	li = loop_listen(l, lfd, other_accept, &o);
+	assert_non_null(li);
+	assert_int_equal(pthread_create(&th, NULL, other_run, l), 0);
+	cfd = tcp_client(&sa, 0);
+	read_exact(cfd, hi, 2);
+	assert_memory_equal(hi, "hi", 2);
+	assert_int_equal(loop_post(l, other_post, &o), 0);
+	t0 = test_now_ms();
+	while (atomic_load(&o.posted) == 0 &&
+	       test_now_ms() - t0 < TEST_DEADLINE_MS) {
+		struct timespec ts = {.tv_nsec = 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(atomic_load(&o.posted), 1);
+	loop_stop(l);
+	pthread_join(th, &rc);
+	assert_int_equal((intptr_t)rc, 0);
+	assert_int_equal(atomic_load(&o.accepted), 1);
+	/* Freed here, after the thread that ran it has gone. */
+	loop_free(&l);
+	close(cfd);
+	close(lfd);
+}
+
+static void test_other_thread(void **state)
+{
+	(void)state;
+	FOR_EACH_BACKEND(other_thread_case);
+}
+
 /* ---- kernel TLS: record types both ways ---- */
 
 static int ktls_install(int fd, int dir)
@@ -1823,6 +1902,7 @@ int main(void)
 		cmocka_unit_test(test_connect),
 		cmocka_unit_test(test_rx_stall),
 		cmocka_unit_test(test_free_open),
+		cmocka_unit_test(test_other_thread),
 		cmocka_unit_test(test_ktls_records),
 	};
 
