@@ -177,7 +177,6 @@ struct loop_poll {
 	bool internal;         /* the loop's own eventfd: no level recheck */
 	bool failed;           /* the kernel refused it; until modified */
 	bool recheck;          /* uring: deliver again if still ready */
-	bool cancel;           /* uring: cancel of the armed op issued */
 	loop_poll_fn *fn;
 	void *arg;
 };

@@ -696,17 +696,14 @@ static int uring_poll_sync(struct loop_poll *p)
 	struct io_uring_sqe *sqe;
 
 	if (p->armed_events != 0 && p->armed_events != want) {
-		if (!p->cancel) {
-			if (!uring_cancel(&p->obj, p->op)) {
-				loop_obj_queue(&p->obj);
-				return 0;
-			}
+		if (!uring_cancel(&p->obj, p->op)) {
+			loop_obj_queue(&p->obj);
+			return 0;
 		}
 		/* Completions of the old poll carry the old code. */
 		p->op = (uint8_t)(LOOP_OP_POLL |
 				  ((p->op + 1u) & LOOP_OP_POLL_SEQ));
 		p->armed_events = 0;
-		p->cancel = false;
 	}
 	if (want == 0 || p->armed_events != 0)
 		return 0;
@@ -734,7 +731,6 @@ static void uring_poll_cqe(struct loop_poll *p, unsigned op, int res,
 	}
 	if (!more) {
 		p->armed_events = 0;
-		p->cancel = false;
 		loop_obj_queue(&p->obj);
 	}
 	if (res > 0) {
