@@ -714,6 +714,47 @@ static void test_eof(void **state)
 	FOR_EACH_BACKEND(eof_case);
 }
 
+/* ---- peer reset: ERROR; handler hand-over ---- */
+
+static void reset_case(enum loop_backend b)
+{
+	struct loop *l = loop_make(b, NULL);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct rec r, r2;
+	int cfd;
+
+	rec_init(&r, l);
+	rec_init(&r2, l);
+	cfd = pair_setup(l, &r, 0);
+	/* Events go to the new handler from now on. */
+	r2.c = r.c;
+	r2.id = r.id;
+	loop_conn_set_handler(r.c, rec_cb, &r2);
+	write_all(cfd, "x", 1);
+	RUN_UNTIL(l, r2.total == 1);
+	assert_int_equal(r.recvs, 0);
+	setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(cfd); /* RST */
+	RUN_UNTIL(l, r2.errors == 1 || r2.eofs == 1);
+	if (r2.errors == 1)
+		assert_int_equal(r2.err, -ECONNRESET);
+	/* Sending into the reset socket fails (ERROR at most once). */
+	(void)loop_conn_send(r2.c, "y", 1);
+	run_for(l, 50);
+	assert_true(r2.errors <= 1);
+	assert_true(r2.errors == 1 || r2.eofs == 1);
+	rec_finish(&r2);
+	assert_int_equal(r.closed, 0);
+	buf_free(&r.got);
+	loop_free(&l);
+}
+
+static void test_reset(void **state)
+{
+	(void)state;
+	FOR_EACH_BACKEND(reset_case);
+}
+
 /* ---- timers ---- */
 
 struct tlog {
@@ -1891,6 +1932,7 @@ int main(void)
 		cmocka_unit_test(test_send_limit),
 		cmocka_unit_test(test_tls_record_order),
 		cmocka_unit_test(test_eof),
+		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_close_inflight),
 		cmocka_unit_test(test_close_flush),
