@@ -21,8 +21,9 @@
 #define CONN_EARLY_OUT_MAX (64u * 1024u)
 
 /* TLS content types (RFC 8446 section 5.1). */
-#define CONN_TLS_ALERT    21
-#define CONN_TLS_APP_DATA 23
+#define CONN_TLS_HANDSHAKE 22
+#define CONN_TLS_ALERT     21
+#define CONN_TLS_APP_DATA  23
 
 struct conn {
 	struct loop *loop;
@@ -229,6 +230,26 @@ static void conn_tls_pump(struct conn *c)
 
 /* ---- input from the loop ---- */
 
+/* Does a decrypted handshake record hold only NewSessionTicket messages
+ * (type 4)? Those may be dropped; anything else (KeyUpdate) may not. */
+static bool conn_tls_only_tickets(const uint8_t *p, size_t len)
+{
+	size_t off = 0, mlen;
+
+	if (len == 0)
+		return false;
+	while (off < len) {
+		if (len - off < 4 || p[off] != 4)
+			return false;
+		mlen = ((size_t)p[off + 1] << 16) | ((size_t)p[off + 2] << 8) |
+		       p[off + 3];
+		if (mlen > len - off - 4)
+			return false;
+		off += 4 + mlen;
+	}
+	return true;
+}
+
 static void conn_recv(struct conn *c, const struct loop_conn_ev *ev)
 {
 	c->bytes_in += ev->len;
@@ -240,6 +261,9 @@ static void conn_recv(struct conn *c, const struct loop_conn_ev *ev)
 					     : "tls alert");
 			return;
 		}
+		if (ev->tls_record_type == CONN_TLS_HANDSHAKE &&
+		    conn_tls_only_tickets(ev->data, ev->len))
+			return; /* TLS 1.3 session tickets: we do not resume */
 		if (ev->tls_record_type != CONN_TLS_APP_DATA) {
 			/* Handshake messages after the handshake (a TLS 1.3
 			 * KeyUpdate) cannot be handled with kernel receive

@@ -454,6 +454,10 @@ static void uring_rx_sync(struct loop_conn *c)
 		t->msg.msg_iovlen = 1;
 		t->msg.msg_control = t->cmsg.buf;
 		t->msg.msg_controllen = sizeof(t->cmsg.buf);
+		/* io_uring does not write msg_controllen back: clear the
+		 * buffer so a record without a type cmsg never shows the
+		 * previous record's type. */
+		memset(t->cmsg.buf, 0, sizeof(t->cmsg.buf));
 		io_uring_prep_recvmsg(sqe, c->fd, &t->msg, 0);
 	}
 	uring_commit(&c->obj, sqe, mode);

@@ -227,6 +227,10 @@ static void round_trip(struct fixture *f, size_t n)
 	while (off < n) {
 		size_t k = n - off < chunk ? n - off : chunk;
 
+		if (f->client.c == NULL || f->server.c == NULL)
+			fail_msg("closed during round trip: client \"%s\" "
+				 "server \"%s\"",
+				 f->client.reason, f->server.reason);
 		assert_int_equal(conn_write(f->client.c, data + off, k), 0);
 		off += k;
 		/* Let the echo flow so neither side queues everything. */
@@ -234,7 +238,10 @@ static void round_trip(struct fixture *f, size_t n)
 				     f->client.closed);
 	}
 	RUN_UNTIL(f, f->client.got.len >= n || f->client.closed);
-	assert_false(f->client.closed);
+	if (f->client.closed)
+		fail_msg("closed during round trip: client \"%s\" server "
+			 "\"%s\"",
+			 f->client.reason, f->server.reason);
 	assert_int_equal(f->server.got.len, n);
 	assert_int_equal(f->client.got.len, n);
 	assert_memory_equal(buf_head(&f->server.got), data, n);
@@ -292,6 +299,8 @@ static void tls_round_trip_case(enum loop_backend b, int max_version, size_t n)
 		fill_pattern(big, n, 7);
 		f.server.echo = false;
 		buf_clear(&f.client.got);
+		if (f.server.c == NULL)
+			fail_msg("server closed: %s", f.server.reason);
 		assert_int_equal(conn_write(f.server.c, big, n), 0);
 		RUN_UNTIL(&f, f.client.got.len >= n || f.client.closed);
 		assert_memory_equal(buf_head(&f.client.got), big, n);
