@@ -67,6 +67,7 @@ struct loop_obj {
 	uint8_t kind;
 	bool dead;         /* the user's handle is gone (stop/remove/close) */
 	bool queued;       /* on the pending list */
+	bool zombie;       /* destroyed while queued: freed when dequeued */
 	uint32_t inflight; /* io_uring requests not yet finally completed */
 	struct loop_obj *pend_next;
 };

@@ -574,6 +574,12 @@ static void loop_conn_destroy(struct loop_conn *c)
 	buf_free(&c->rx_stash);
 	free(c->connect_addr);
 	free(c->tlsrx);
+	if (c->obj.queued) {
+		/* Still linked on a pending list (the current run's or the
+		 * next one's): the run frees it when it gets there. */
+		c->obj.zombie = true;
+		return;
+	}
 	free(c);
 }
 
@@ -1054,6 +1060,10 @@ static int loop_pending_run(struct loop *l)
 	for (; o != NULL; o = next) {
 		next = o->pend_next;
 		o->queued = false;
+		if (o->zombie) {
+			free(o); /* a conn destroyed while it was queued */
+			continue;
+		}
 		switch (o->kind) {
 		case LOOP_OBJ_CONN:
 			loop_conn_process((struct loop_conn *)o);
@@ -1258,6 +1268,14 @@ void loop_free(struct loop **lp)
 	*lp = NULL;
 	if (l->ops != NULL)
 		l->ops->fini(l);
+	/* Forget the pending list; free what was destroyed while on it. */
+	for (struct loop_obj *o = l->pend_head, *on; o != NULL; o = on) {
+		on = o->pend_next;
+		o->queued = false;
+		if (o->zombie)
+			free(o);
+	}
+	l->pend_head = l->pend_tail = NULL;
 	for (uint32_t i = 0; i < l->nslots; i++) {
 		struct loop_obj *o = l->slots[i].obj;
 
