@@ -47,7 +47,8 @@ int cmd_serve(int argc, char **argv)
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			path = argv[++i];
 		} else {
-			fprintf(stderr, "usage: ringmail serve [--config FILE]\n");
+			fprintf(stderr,
+				"usage: ringmail serve [--config FILE]\n");
 			return 2;
 		}
 	}
