@@ -281,6 +281,11 @@ static void *serve_worker_main(void *arg)
 	r = loop_run(w->loop);
 	if (r < 0)
 		log_err("worker %u: loop failed: %s", w->idx, strerror(-r));
+	/* Whatever outlived the drain is closed here, so every session
+	 * gets its CLOSED event and frees what it holds (bounded). */
+	loop_conn_close_all(w->loop);
+	for (int i = 0; i < 200 && loop_conn_count(w->loop) > 0; i++)
+		(void)loop_run_once(w->loop, 10);
 	return NULL;
 }
 

@@ -836,6 +836,18 @@ unsigned loop_conn_count(const struct loop *l)
 	return l->nconns;
 }
 
+void loop_conn_close_all(struct loop *l)
+{
+	for (uint32_t i = 0; i < l->nslots; i++) {
+		struct loop_obj *o = l->slots[i].obj;
+		struct loop_conn *c = (struct loop_conn *)o;
+
+		if (o != NULL && o->kind == LOOP_OBJ_CONN &&
+		    !(c->flags & LOOP_CONN_F_CLOSING))
+			loop_conn_close(c, false);
+	}
+}
+
 /* ---- listeners ---- */
 
 void loop_listener_fire(struct loop_listener *li, int fd,

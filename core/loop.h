@@ -186,5 +186,8 @@ int loop_conn_fd(const struct loop_conn *c);
 struct loop *loop_conn_loop(const struct loop_conn *c);
 /* Number of open connections on @l. */
 unsigned loop_conn_count(const struct loop *l);
+/* loop_conn_close(c, false) on every open connection (shutdown after a
+ * drain): each still gets its CLOSED event on a later iteration. */
+void loop_conn_close_all(struct loop *l);
 
 #endif
