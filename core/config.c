@@ -412,6 +412,15 @@ static int config_derive(struct config *cfg, const char *file,
 		config_err(err, file, 0, "mail_domain", "required");
 		return -1;
 	}
+	if (strlen(cfg->mail_domain) > 253 ||
+	    strspn(cfg->mail_domain,
+		   "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+		    strlen(cfg->mail_domain)) {
+		config_err(err, file, 0, "mail_domain",
+			   "not a domain name or IPv4 address");
+		return -1;
+	}
 	free(cfg->mail_domain_bare);
 	cfg->mail_domain_bare = strdup(cfg->mail_domain);
 	if (inet_pton(AF_INET, cfg->mail_domain, &a4) == 1) {
@@ -660,7 +669,13 @@ static void config_print_value(const struct config *cfg,
 	case CFG_STR: {
 		const char *s = *(char *const *)field;
 
-		fprintf(f, "%s", s != NULL ? s : "");
+		/* Multi-line values print as continuation lines. */
+		for (; s != NULL && *s != '\0'; s++) {
+			if (*s == '\n')
+				fputs("\n\t", f);
+			else
+				fputc(*s, f);
+		}
 		break;
 	}
 	case CFG_INT:

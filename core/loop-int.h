@@ -118,7 +118,7 @@ struct loop_conn_tlsrx {
 	struct msghdr msg;
 	struct iovec iov;
 	union {
-		struct cmsghdr align;
+		size_t align; /* cmsghdr alignment (it ends in a flexible array) */
 		uint8_t buf[64];
 	} cmsg;
 	uint8_t data[]; /* buf_size bytes */
@@ -147,7 +147,7 @@ struct loop_conn {
 	struct msghdr tx_msg;
 	struct iovec tx_iov;
 	union {
-		struct cmsghdr align;
+		size_t align; /* cmsghdr alignment (it ends in a flexible array) */
 		uint8_t buf[32];
 	} tx_cmsg;
 	struct sockaddr_storage *connect_addr;

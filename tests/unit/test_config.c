@@ -148,6 +148,10 @@ static void test_errors(void **state)
 		{"[params]\nmax_user_send_per_minute = 1\n",
 		 "t.ini: mail_domain: required"},
 		{"mail_domain = x\n", "t.ini:1: key outside of a [section]"},
+		{"[params]\nmail_domain = a b\n",
+		 "t.ini: mail_domain: not a domain name or IPv4 address"},
+		{"[params]\nmail_domain = x/y\n",
+		 "t.ini: mail_domain: not a domain name or IPv4 address"},
 		{"[ringmail]\nworkers = 2\n", "t.ini: no [params] section"},
 		{"[params]\nmail_domain = d\nmax_mailbox_size = 10K\n",
 		 "t.ini:3: max_mailbox_size: invalid size (use e.g. 500M or "
