@@ -546,6 +546,14 @@ const char *conn_tls_version(const struct conn *c)
 	return c->tls != NULL ? tls_conn_version(c->tls) : "";
 }
 
+void conn_tls_peer_cn(const struct conn *c, char *out, size_t out_len)
+{
+	if (c->tls != NULL)
+		tls_conn_peer_cn(c->tls, out, out_len);
+	else if (out_len > 0)
+		out[0] = '\0';
+}
+
 bool conn_ktls_tx(const struct conn *c)
 {
 	return c->tls != NULL && tls_conn_ktls_tx(c->tls);

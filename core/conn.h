@@ -75,6 +75,8 @@ bool conn_is_tls(const struct conn *c);
 const char *conn_tls_alpn(const struct conn *c);
 const char *conn_tls_sni(const struct conn *c);
 const char *conn_tls_version(const struct conn *c);
+/* The peer certificate's subject CN into @out ("" when none). */
+void conn_tls_peer_cn(const struct conn *c, char *out, size_t out_len);
 bool conn_ktls_tx(const struct conn *c);
 bool conn_ktls_rx(const struct conn *c);
 /* Why the connection closed (e.g. "eof", "timeout", "tls: <reason>"). */

@@ -20,6 +20,7 @@
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 /* project */
 #include "core/buf.h"
@@ -784,6 +785,19 @@ const char *tls_conn_cipher(const struct tls_conn *t)
 	const char *c = SSL_get_cipher_name(t->ssl);
 
 	return c != NULL ? c : "";
+}
+
+void tls_conn_peer_cn(const struct tls_conn *t, char *out, size_t out_len)
+{
+	X509 *x = SSL_get1_peer_certificate(t->ssl);
+
+	out[0] = '\0';
+	if (x == NULL)
+		return;
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+				      out, (int)out_len) < 0)
+		out[0] = '\0';
+	X509_free(x);
 }
 
 const char *tls_conn_error(const struct tls_conn *t)

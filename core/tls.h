@@ -94,6 +94,8 @@ const char *tls_conn_alpn(const struct tls_conn *t);
 const char *tls_conn_sni(const struct tls_conn *t);
 const char *tls_conn_version(const struct tls_conn *t);
 const char *tls_conn_cipher(const struct tls_conn *t);
+/* The peer certificate's subject CN into @out ("" when none). */
+void tls_conn_peer_cn(const struct tls_conn *t, char *out, size_t out_len);
 /* Why the last call failed (OpenSSL's reason string), or "". */
 const char *tls_conn_error(const struct tls_conn *t);
 

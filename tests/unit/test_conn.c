@@ -35,6 +35,8 @@ struct peer {
 	struct buf got; /* everything received */
 	bool tls_ready, connected, closed;
 	char alpn[32];
+	char peer_cn[64];
+	char sni[64];
 	char reason[160];
 	bool ktls_tx, ktls_rx;
 	/* STARTTLS test: server answers the first line and switches. */
@@ -67,6 +69,8 @@ static void peer_event(struct conn *c, enum conn_ev ev, void *arg)
 	case CONN_EV_TLS_READY:
 		p->tls_ready = true;
 		snprintf(p->alpn, sizeof(p->alpn), "%s", conn_tls_alpn(c));
+		snprintf(p->sni, sizeof(p->sni), "%s", conn_tls_sni(c));
+		conn_tls_peer_cn(c, p->peer_cn, sizeof(p->peer_cn));
 		p->ktls_tx = conn_ktls_tx(c);
 		p->ktls_rx = conn_ktls_rx(c);
 		break;
@@ -249,12 +253,18 @@ static void round_trip(struct fixture *f, size_t n)
 	free(data);
 }
 
-static void connect_client(struct fixture *f, struct tls_ctx *ctx)
+static void connect_client_sni(struct fixture *f, struct tls_ctx *ctx,
+			       const char *sni)
 {
 	f->client.c =
 		conn_connect(f->loop, (struct sockaddr *)&f->addr, f->addr_len,
-			     ctx, "localhost", 0, peer_event, &f->client);
+			     ctx, sni, 0, peer_event, &f->client);
 	assert_non_null(f->client.c);
+}
+
+static void connect_client(struct fixture *f, struct tls_ctx *ctx)
+{
+	connect_client_sni(f, ctx, "localhost");
 }
 
 static void test_plain_round_trip(void **state)
@@ -351,6 +361,63 @@ static void test_tls_alpn(void **state)
 					  f.client.closed);
 			assert_string_equal(f.server.alpn, expect[k]);
 			assert_string_equal(f.client.alpn, expect[k]);
+			fixture_teardown(&f);
+			tls_ctx_free(&cctx);
+		}
+	}
+}
+
+/* The server picks its certificate by the client's SNI; exact names and
+ * one-label wildcards match, anything else gets the default. */
+static void test_tls_sni(void **state)
+{
+	static const struct {
+		const char *sni, *cn;
+	} cases[] = {
+		{"mta-sts.example.org", "mta-sts.example.org"},
+		{"MTA-STS.Example.ORG", "mta-sts.example.org"},
+		{"www.wild.test", "*.wild.test"},
+		{"a.b.wild.test", "localhost"},
+		{"other.test", "localhost"},
+	};
+	char crt[600], key[600], wcrt[600], wkey[600];
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+
+	(void)state;
+	assert_int_equal(
+		testutil_make_cert(test_dir, "sts", "mta-sts.example.org"), 0);
+	assert_int_equal(testutil_make_cert(test_dir, "wild", "*.wild.test"),
+			 0);
+	snprintf(crt, sizeof(crt), "%s/sts.crt", test_dir);
+	snprintf(key, sizeof(key), "%s/sts.key", test_dir);
+	snprintf(wcrt, sizeof(wcrt), "%s/wild.crt", test_dir);
+	snprintf(wkey, sizeof(wkey), "%s/wild.key", test_dir);
+	for (int i = 0; i < nb; i++) {
+		for (size_t k = 0; k < sizeof(cases) / sizeof(*cases); k++) {
+			struct fixture f;
+			struct tls_ctx *cctx;
+
+			fixture_setup(&f, bs[i]);
+			f.server_tls =
+				server_ctx(TLS1_2_VERSION, NULL, TLS_KTLS_AUTO);
+			assert_int_equal(
+				tls_ctx_add_sni_cert(f.server_tls,
+						     "mta-sts.example.org", crt,
+						     key),
+				0);
+			assert_int_equal(tls_ctx_add_sni_cert(f.server_tls,
+							      "*.wild.test",
+							      wcrt, wkey),
+					 0);
+			cctx = client_ctx(TLS1_2_VERSION, 0, NULL, NULL, NULL,
+					  TLS_KTLS_AUTO);
+			connect_client_sni(&f, cctx, cases[k].sni);
+			RUN_UNTIL(&f,
+				  (f.client.tls_ready && f.server.tls_ready) ||
+					  f.client.closed);
+			assert_string_equal(f.client.peer_cn, cases[k].cn);
+			assert_string_equal(f.server.sni, cases[k].sni);
 			fixture_teardown(&f);
 			tls_ctx_free(&cctx);
 		}
@@ -528,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_plain_round_trip),
 		cmocka_unit_test(test_tls_round_trip),
 		cmocka_unit_test(test_tls_alpn),
+		cmocka_unit_test(test_tls_sni),
 		cmocka_unit_test(test_tls_min_version_refused),
 		cmocka_unit_test(test_starttls_discards_plaintext),
 		cmocka_unit_test(test_ktls),
