@@ -87,9 +87,11 @@ class Relay:
             with self._log_lock:
                 self.log.append(line)
 
-    def start(self, argv_prefix=None, wait_ready=True):
+    def start(self, argv_prefix=None, wait_ready=True, env=None):
         argv = (argv_prefix or []) + [BIN, "serve", "--config", self.cfg]
-        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        penv = dict(os.environ)
+        penv.update(env or {})
+        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, env=penv)
         threading.Thread(target=self._reader, daemon=True).start()
         if wait_ready:
             self.wait_log("serve: ready")

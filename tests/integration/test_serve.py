@@ -154,6 +154,36 @@ def test_sigterm_drain_is_bounded(backend):
         r.stop()
 
 
+def test_sd_notify(backend):
+    """READY at start, RELOADING then READY on SIGHUP, STOPPING on TERM,
+    sent to $NOTIFY_SOCKET like systemd's Type=notify expects."""
+    r = Relay(backend)
+    path = os.path.join(r.dir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    try:
+        r.start(env={"NOTIFY_SOCKET": path})
+        msgs = []
+
+        def expect(word):
+            while True:
+                m = sock.recv(4096).decode()
+                msgs.append(m)
+                if word in m.split("\n"):
+                    return
+        expect("READY=1")
+        r.signal(signal.SIGHUP)
+        expect("RELOADING=1")
+        expect("READY=1")
+        r.signal(signal.SIGTERM)
+        expect("STOPPING=1")
+        assert r.wait_exit(timeout=15) == 0
+    finally:
+        sock.close()
+        r.stop()
+
+
 def test_socket_activation(backend):
     r = Relay(backend)
     p465, p143 = free_ports(2)
@@ -193,4 +223,5 @@ if __name__ == "__main__":
         sys.exit(1)
     run_tests([test_plain_ports_answer, test_tls_ports_and_alpn,
                test_sighup_reloads_certificate, test_sigterm_drains,
-               test_sigterm_drain_is_bounded, test_socket_activation])
+               test_sigterm_drain_is_bounded, test_sd_notify,
+               test_socket_activation])
