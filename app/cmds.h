@@ -5,5 +5,6 @@
 
 int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_dovecot(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ struct main_cmd {
 static const struct main_cmd main_cmds[] = {
 	{"serve", cmd_serve, "run the relay (listeners, workers)"},
 	{"config", cmd_config, "print the effective configuration"},
+	{"dovecot", cmd_dovecot, "write, start or stop the private Dovecot"},
 	{NULL, NULL, NULL},
 };
 
