@@ -293,7 +293,7 @@ static void test_too_many_lines(void **state)
 	struct lmtp_parser p;
 	size_t used, off = 0;
 	int r, bad = 0;
-	char line[16];
+	char line[32];
 
 	(void)state;
 	lmtp_parser_init(&p);
