@@ -1,0 +1,84 @@
+/* core/accounts-int: private layouts shared by core/accounts*.c and the
+ * accounts unit tests. Nothing else may include this header. */
+#ifndef RINGMAIL_CORE_ACCOUNTS_INT_H
+#define RINGMAIL_CORE_ACCOUNTS_INT_H
+
+#include "core/accounts.h"
+
+/* system */
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* third party */
+#include <lmdb.h>
+
+#define ACCOUNTS_RECORD_VERSION 1u
+#define ACCOUNTS_TOKENS_VERSION 1u
+/* A write callback's "nothing to write": abort the txn, not an error.
+ * Distinct from every LMDB code (-30800..-30780) and errno (> 0). */
+#define ACCOUNTS_TXN_SKIP (-1)
+
+struct accounts {
+	MDB_env *env;
+	MDB_dbi dbi_accounts; /* address -> record */
+	MDB_dbi dbi_tokens;   /* address -> token list */
+	/* One writer at a time in this process. */
+	pthread_mutex_t write_lock;
+	/* Held shared by every transaction and exclusively to change the
+	 * map size (LMDB: no transaction may be active then). */
+	pthread_rwlock_t map_lock;
+	struct accounts_policy policy; /* strings point to the copies below */
+	char *mail_domain, *mailboxes_dir, *nocreate_file;
+	char *path;
+	atomic_uint map_grows;
+};
+
+/* A write transaction body. Returns 0 (commit), ACCOUNTS_TXN_SKIP (abort,
+ * success) or an LMDB/errno code (abort). It may run more than once (the
+ * map grew): it must start from scratch each time. */
+typedef int accounts_txn_fn(struct accounts *a, MDB_txn *txn, void *arg);
+/* Run @fn in a write transaction, growing the map and retrying as
+ * needed. Returns @fn's or LMDB's code (0 = committed and synced). */
+int accounts_write(struct accounts *a, accounts_txn_fn *fn, void *arg);
+/* LMDB/errno code -> -errno. */
+int accounts_mdb_errno(int rc);
+
+/* In a transaction: 0, MDB_NOTFOUND, or an error code (EPROTO for a
+ * record this version cannot read). */
+int accounts_record_get_txn(struct accounts *a, MDB_txn *txn, const char *addr,
+			    struct accounts_record *r);
+int accounts_record_put_txn(struct accounts *a, MDB_txn *txn, const char *addr,
+			    const struct accounts_record *r);
+/* Merge one token (accounts_tokens_add semantics); *changed_r set. */
+int accounts_tokens_add_txn(struct accounts *a, MDB_txn *txn, const char *addr,
+			    const char *token, size_t len, int64_t set_at,
+			    int64_t now, bool *changed_r);
+
+/* ---- accounts_rules.c */
+/* Dovecot's side of a login name: auth_username_chars, then %Lu. 0 or
+ * -1 (not a possible login name). */
+int accounts_addr_normalize(const char *in, char *out, size_t outsz);
+/* chatmail's lookup filter: ends with "@"+mail_domain (case-sensitive),
+ * no '/'. true when the address may exist here. */
+bool accounts_addr_is_local(const struct accounts_policy *p, const char *addr);
+/* C.2 rules 1-6 in order. 0 = may create; -1 = refused (@info_r->code and
+ * ->reason set, logged as chatmail does). */
+int accounts_rules_check(const struct accounts_policy *p, const char *addr,
+			 const char *password, size_t pwlen,
+			 struct accounts_auth_info *info_r);
+/* Unicode code points in UTF-8 @s (Python's len() of the decoded str). */
+size_t accounts_utf8_len(const char *s, size_t len);
+
+/* ---- accounts_hash.c */
+#define ACCOUNTS_HASH_PREFIX "{SHA512-CRYPT}$6$"
+/* "{SHA512-CRYPT}$6$<16 salt chars>$<86 chars>" from a fresh salt, the
+ * default 5000 rounds (no "rounds=" field). @pw NUL-terminated. 0 or
+ * -errno. */
+int accounts_hash_make(const char *pw, char out[ACCOUNTS_HASH_MAX]);
+/* 1 match, 0 mismatch, -EINVAL for a hash we do not handle, -errno.
+ * Compares in constant time. */
+int accounts_hash_verify(const char *pw, const char *stored);
+/* The stored form is one we verify ({SHA512-CRYPT}$6$, printable). */
+bool accounts_hash_supported(const char *stored);
+
+#endif
