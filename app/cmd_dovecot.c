@@ -110,7 +110,7 @@ int cmd_dovecot(int argc, char **argv)
 	}
 	dovecot_settings_init(&s);
 	config_init_defaults(&cfg);
-	if (cfg_path != NULL) {
+	if (cfg_path != NULL && *cfg_path != '\0') {
 		if (config_load(&cfg, cfg_path, &cerr) < 0) {
 			fprintf(stderr, "ringmail: %s\n", cerr.msg);
 			goto out;
