@@ -27,26 +27,30 @@ void smtp_data_init(struct smtp_data *d, uint64_t limit,
 	d->sink_ctx = sink_ctx;
 }
 
-static void smtp_data_fail(struct smtp_data *d, enum smtp_data_error e)
-{
-	if (d->error == SMTP_DERR_NONE)
-		d->error = e;
-}
-
 /* Count @n decoded octets and pass them on while the message is good. */
 static void smtp_data_emit(struct smtp_data *d, const uint8_t *p, size_t n)
 {
 	if (n == 0)
 		return;
 	d->size += n;
-	if (d->error != SMTP_DERR_NONE)
+	if (d->bare_lfs > 0 || d->sink_failed ||
+	    (d->limit != 0 && d->size > d->limit) || d->sink == NULL)
 		return;
-	if (d->limit != 0 && d->size > d->limit) {
+	if (d->sink(d->sink_ctx, p, n) < 0)
+		d->sink_failed = true;
+}
+
+static int smtp_data_end(struct smtp_data *d)
+{
+	if (d->bare_lfs > 0)
+		d->error = SMTP_DERR_BARE_LF;
+	else if (d->limit != 0 && d->size > d->limit)
 		d->error = SMTP_DERR_TOO_BIG;
-		return;
-	}
-	if (d->sink != NULL && d->sink(d->sink_ctx, p, n) < 0)
+	else if (d->sink_failed)
 		d->error = SMTP_DERR_SINK;
+	else
+		d->error = SMTP_DERR_NONE;
+	return d->error == SMTP_DERR_NONE ? SMTP_PARSE_OK : SMTP_PARSE_INVALID;
 }
 
 /* Any octet >= 0x80 in [p, p + n)? Eight at a time. */
@@ -72,7 +76,8 @@ int smtp_data_parse(struct smtp_data *d, const uint8_t *data, size_t len,
 
 	*used_r = 0;
 	if (d->state == SMTP_DST_DONE)
-		goto done;
+		return d->error == SMTP_DERR_NONE ? SMTP_PARSE_OK
+						  : SMTP_PARSE_INVALID;
 	while (p < end) {
 		switch (d->state) {
 		case SMTP_DST_BOL:
@@ -101,7 +106,7 @@ int smtp_data_parse(struct smtp_data *d, const uint8_t *data, size_t len,
 				d->state = SMTP_DST_DONE;
 				d->wire += (uint64_t)(p - data);
 				*used_r = (size_t)(p - data);
-				goto done;
+				return smtp_data_end(d);
 			}
 			/* ".\r" and more: the dot goes, the CR is content. */
 			smtp_data_emit(d, &smtp_data_cr, 1);
@@ -124,7 +129,6 @@ int smtp_data_parse(struct smtp_data *d, const uint8_t *data, size_t len,
 			if (n > 0 ? lf[-1] != '\r' : !d->last_cr) {
 				/* Bare LF: content, not a line end. */
 				d->bare_lfs++;
-				smtp_data_fail(d, SMTP_DERR_BARE_LF);
 				d->line_len += n + 1;
 				d->last_cr = false;
 				p = lf + 1;
@@ -144,8 +148,6 @@ int smtp_data_parse(struct smtp_data *d, const uint8_t *data, size_t len,
 	d->wire += len;
 	*used_r = len;
 	return SMTP_PARSE_AGAIN;
-done:
-	return d->error == SMTP_DERR_NONE ? SMTP_PARSE_OK : SMTP_PARSE_INVALID;
 }
 
 static const struct smtp_reply_def smtp_data_replies[] = {

@@ -194,7 +194,7 @@ static const struct tcase cases[] = {
 	{"abc.\r\n", 0, 0, AGAIN, NONE, NULL, 0, 0, 1, 0, 0, 0},
 	{"abc\r\n.", 0, 0, AGAIN, NONE, NULL, 0, 0, 1, 0, 0, 0},
 	{"abc\r\n.\r", 0, 0, AGAIN, NONE, NULL, 0, 0, 1, 0, 0, 0},
-	{"abc\r\n.\n", 0, 0, AGAIN, SMTP_DERR_BARE_LF, NULL, 0, 0, 1, 0, 1, 0},
+	{"abc\r\n.\n", 0, 0, AGAIN, NONE, NULL, 0, 0, 1, 0, 1, 0},
 	/* Bare LF: not a line end, so "\n.\n" and "\r\n.\n" do not end the
 	 * message (no smuggling); rejected after the real end marker. */
 	{"a\nb\r\n.\r\n", 0, 0, BAD, SMTP_DERR_BARE_LF, NULL, 0, 0, 1, 0, 1, 0},
@@ -202,7 +202,7 @@ static const struct tcase cases[] = {
 	 SMTP_DERR_BARE_LF, NULL, 0, 26, 2, 0, 2, 0},
 	{"a\r\n.\nb\r\n.\r\n", 0, 0, BAD, SMTP_DERR_BARE_LF, NULL, 0, 0, 2, 0,
 	 1, 0},
-	{"\n.\r\n", 0, 0, AGAIN, SMTP_DERR_BARE_LF, NULL, 0, 0, 1, 0, 1, 0},
+	{"\n.\r\n", 0, 0, AGAIN, NONE, NULL, 0, 0, 1, 0, 1, 0},
 	/* 8-bit and binary octets pass untouched. */
 	{"\xff\xfe\x80"
 	 "abc\r\n\x00\x01\x7f\r\n.\r\n",
@@ -223,6 +223,12 @@ static const struct tcase cases[] = {
 	{"abc\r\ndef\r\n.\r\nNOOP\r\n", 0, 6, BAD, SMTP_DERR_TOO_BIG, NULL, 0,
 	 13, 2, 0, 0, 0},
 	{".\r\n", 0, 1, OK, NONE, "", 0, 0, 0, 0, 0, 0},
+	/* Too big and a bare LF: the error must not depend on where the
+	 * chunks end (the size is counted lazily); bare LF comes first. */
+	{"abcdef\r\nx\ny\r\n.\r\n", 0, 3, BAD, SMTP_DERR_BARE_LF, NULL, 0, 0, 2,
+	 0, 1, 0},
+	{"abcdef\r\nxy\r\nz\n.\r\n.\r\n", 0, 3, BAD, SMTP_DERR_BARE_LF, NULL, 0,
+	 0, 3, 0, 1, 0},
 };
 
 static void test_table(void **state)
