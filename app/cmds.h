@@ -6,5 +6,7 @@
 int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_dovecot(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_import_chatmail(int argc, char **argv);
 
 #endif

@@ -18,6 +18,9 @@ static const struct main_cmd main_cmds[] = {
 	{"serve", cmd_serve, "run the relay (listeners, workers)"},
 	{"config", cmd_config, "print the effective configuration"},
 	{"dovecot", cmd_dovecot, "write, start or stop the private Dovecot"},
+	{"user", cmd_user, "list, show, delete accounts; E2EE enforcement"},
+	{"import-chatmail", cmd_import_chatmail,
+	 "import a chatmail/relay mailboxes directory"},
 	{NULL, NULL, NULL},
 };
 
