@@ -1,4 +1,6 @@
-/* app/cmd_config: `ringmail config [--config FILE] [--check]`. */
+/* app/cmd_config: `ringmail config [--config FILE]` prints the effective
+ * configuration; `ringmail config --check [FILE]` only validates it. The
+ * file defaults to $RINGMAIL_CONFIG, then chatmail's own path. */
 #include "app/cmds.h"
 
 /* system */
@@ -9,35 +11,48 @@
 /* project */
 #include "core/config.h"
 
+static int cmd_config_usage(void)
+{
+	fprintf(stderr, "usage: ringmail config [--config FILE]\n"
+			"       ringmail config --check [FILE]\n");
+	return 2;
+}
+
 int cmd_config(int argc, char **argv)
 {
 	const char *path = getenv("RINGMAIL_CONFIG");
 	struct config cfg;
 	struct config_error err;
-	int check = 0;
+	int check = 0, rc = 0;
 
-	if (path == NULL)
+	if (path == NULL || path[0] == '\0')
 		path = CONFIG_DEFAULT_PATH;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			path = argv[++i];
 		} else if (strcmp(argv[i], "--check") == 0) {
 			check = 1;
+			if (i + 1 < argc && argv[i + 1][0] != '-')
+				path = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 ||
+			   strcmp(argv[i], "-h") == 0) {
+			cmd_config_usage();
+			return 0;
 		} else {
-			fprintf(stderr,
-				"usage: ringmail config [--config FILE] "
-				"[--check]\n");
-			return 2;
+			return cmd_config_usage();
 		}
 	}
 	config_init_defaults(&cfg);
 	if (config_load(&cfg, path, &err) < 0) {
 		fprintf(stderr, "ringmail: %s\n", err.msg);
-		config_free(&cfg);
-		return 1;
-	}
-	if (!check)
+		rc = 1;
+	} else if (!check) {
 		config_print(&cfg, stdout);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			perror("ringmail: stdout");
+			rc = 1;
+		}
+	}
 	config_free(&cfg);
-	return 0;
+	return rc;
 }
