@@ -786,6 +786,84 @@ static void test_write_default(void **state)
 	free(out);
 }
 
+/* deploy/chatmail.ini.example loads, names every key, and each of its
+ * "#key = value" lines, uncommented on its own, states the default. */
+static void test_example_file(void **state)
+{
+	char path[1024], text[2048];
+	struct config c;
+	struct config_error e;
+	char *ex, *ref, *out;
+	FILE *f;
+	long len;
+	size_t defaults = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/deploy/chatmail.ini.example",
+		 testutil_srcdir());
+	f = fopen(path, "r");
+	if (f == NULL)
+		fail_msg("%s: cannot open", path);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	ex = malloc((size_t)len + 1);
+	assert_int_equal(fread(ex, 1, (size_t)len, f), (size_t)len);
+	ex[len] = '\0';
+	fclose(f);
+
+	config_init_defaults(&c);
+	if (config_load(&c, path, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_null(c.unknown_keys);
+	assert_string_equal(c.mail_domain, "chat.example.org");
+	ref = print_str(&c);
+	config_free(&c);
+
+	for (size_t i = 0; i < N_SPEC; i++) {
+		char a[128], b[128], d[128];
+
+		snprintf(a, sizeof(a), "\n#%s =", spec_defaults[i].key);
+		snprintf(b, sizeof(b), "\n# %s =", spec_defaults[i].key);
+		snprintf(d, sizeof(d), "\n%s =", spec_defaults[i].key);
+		if (strstr(ex, a) == NULL && strstr(ex, b) == NULL &&
+		    strstr(ex, d) == NULL)
+			fail_msg("example lacks %s", spec_defaults[i].key);
+	}
+	for (const char *p = ex, *sect = "params"; *p != '\0';) {
+		size_t n = strcspn(p, "\n");
+
+		if (strncmp(p, "[ringmail]", 10) == 0)
+			sect = "ringmail";
+		if (n > 1 && p[0] == '#' && p[1] != ' ' && p[1] != '#' &&
+		    memchr(p, '=', n) != NULL) {
+			snprintf(text, sizeof(text),
+				 "[params]\nmail_domain = chat.example.org\n"
+				 "%s%.*s\n",
+				 strcmp(sect, "ringmail") == 0 ? "[ringmail]\n"
+							       : "",
+				 (int)n - 1, p + 1);
+			if (load(&c, text, &e) != 0)
+				fail_msg("example line '%.*s': %s", (int)n, p,
+					 e.msg);
+			assert_null(c.unknown_keys);
+			out = print_str(&c);
+			if (strcmp(out, ref) != 0)
+				fail_msg("example line '%.*s' is not the "
+					 "default",
+					 (int)n, p);
+			free(out);
+			config_free(&c);
+			defaults++;
+		}
+		p += n + (p[n] == '\n');
+	}
+	/* all but mail_domain and the unset-by-default ones */
+	assert_int_equal(defaults, N_SPEC - 1 - 6);
+	free(ref);
+	free(ex);
+}
+
 /* Runs the ringmail binary (RINGMAIL_BIN, set by ctest). */
 static int run_bin(const char *args, char *out, size_t out_len)
 {
@@ -864,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_write_default),
+		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_cmd_config),
 	};
 
