@@ -64,7 +64,7 @@ struct lmtp_conn {
 	unsigned next_cmd; /* without PIPELINING: next command to send */
 	bool pipelining, size_ext;
 	bool ever_ready;
-	bool detached; /* removed from the pool's list and counters */
+	bool detached; /* moved from the pool's conns to its closing list */
 	uint64_t id;
 	uint64_t txns; /* transactions completed here */
 	uint64_t start_ms;
@@ -106,6 +106,7 @@ struct lmtp_pool {
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	struct lmtp_conn *conns;
+	struct lmtp_conn *closing; /* detached, waiting for CONN_EV_CLOSED */
 	unsigned n_conns, n_connecting;
 	struct lmtp_txn *qhead, *qtail;
 	unsigned queued;
@@ -449,6 +450,11 @@ static void lmtp_conn_detach(struct lmtp_conn *lc, const char *why)
 		p->conns = lc->next;
 	if (lc->next != NULL)
 		lc->next->prev = lc->prev;
+	lc->prev = NULL;
+	lc->next = p->closing;
+	if (p->closing != NULL)
+		p->closing->prev = lc;
+	p->closing = lc;
 	p->n_conns--;
 	if (lmtp_conn_connecting(lc))
 		p->n_connecting--;
@@ -831,8 +837,15 @@ static void lmtp_conn_event(struct conn *c, enum conn_ev ev, void *arg)
 		/* Our own closes were detached already; the pool may be
 		 * gone (pool == NULL). */
 		lmtp_conn_detach(lc, conn_close_reason(c));
-		if (lc->pool != NULL)
+		if (lc->pool != NULL) {
+			if (lc->prev != NULL)
+				lc->prev->next = lc->next;
+			else
+				lc->pool->closing = lc->next;
+			if (lc->next != NULL)
+				lc->next->prev = lc->prev;
 			lmtp_pool_dispatch(lc->pool);
+		}
 		free(lc);
 		break;
 	case CONN_EV_TLS_READY:
@@ -845,6 +858,7 @@ static void lmtp_conn_event(struct conn *c, enum conn_ev ev, void *arg)
 static void lmtp_pool_dispatch(struct lmtp_pool *p)
 {
 	struct lmtp_conn *lc;
+	unsigned soon = p->n_connecting;
 	uint64_t now;
 
 	while (p->qhead != NULL) {
@@ -856,7 +870,14 @@ static void lmtp_pool_dispatch(struct lmtp_pool *p)
 			break;
 		lmtp_conn_attach(lc, lmtp_queue_pop(p));
 	}
-	while (p->queued > p->n_connecting && p->n_conns < p->set.max_conns) {
+	if (p->qhead == NULL)
+		return;
+	/* A connection waiting for its RSET reply is free in a moment. */
+	for (lc = p->conns; lc != NULL; lc = lc->next) {
+		if (lc->state == LMTP_CST_RSET)
+			soon++;
+	}
+	while (p->queued > soon && p->n_conns < p->set.max_conns) {
 		now = loop_now_ms(p->loop);
 		if (p->n_conns > 0 && now < p->connect_after_ms)
 			break; /* others are open: wait for them */
@@ -865,6 +886,7 @@ static void lmtp_pool_dispatch(struct lmtp_pool *p)
 				lmtp_queue_fail_all(p, "cannot connect");
 			break;
 		}
+		soon++;
 	}
 }
 
@@ -931,6 +953,8 @@ void lmtp_pool_free(struct lmtp_pool **pp)
 		lc->state = LMTP_CST_CLOSING;
 		conn_close(lc->c, false);
 	}
+	for (lc = p->closing; lc != NULL; lc = lc->next)
+		lc->pool = NULL;
 	free(p);
 }
 

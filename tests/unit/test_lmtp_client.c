@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "core/arena.h"
+#include "core/conn.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "smtp/dovecot_conf.h"
@@ -43,6 +45,7 @@ static char lmtp_path[600];
 static char secret[DOVECOT_SECRET_LEN + 1];
 static struct dovecot_settings dset;
 static char instance[32];
+static char *fake_dir;
 
 /* ---- Dovecot ---- */
 
@@ -715,6 +718,469 @@ static void test_abort(void **state)
 	}
 }
 
+/* ---- a scripted LMTP server, for what Dovecot never does ---- */
+
+struct fake_script {
+	bool pipelining, size;
+	unsigned mail_code;       /* 0: 250 */
+	unsigned rcpt_codes[4];   /* 0: 250 */
+	unsigned data_code;       /* 0: 354 */
+	unsigned dot_codes[4];    /* per accepted recipient, 0: 250 */
+	const char *bad_after;    /* reply garbage to this command */
+	const char *silent_after; /* never answer this command */
+	const char *close_after;  /* close instead of answering ("." too) */
+};
+
+struct fake {
+	struct loop *loop;
+	struct loop_listener *li;
+	int lfd;
+	char path[300];
+	const struct fake_script *sc;
+	struct conn *c;
+	bool data_mode, mute, mail_ok;
+	unsigned accepted, rcpts, accepts, max_cmds_per_read;
+	struct buf body; /* the last transaction's body as on the wire */
+	struct buf cmds; /* every command line received, LF-separated */
+};
+
+static void fake_reply(struct fake *fk, const char *s)
+{
+	assert_int_equal(conn_write(fk->c, s, strlen(s)), 0);
+}
+
+static void fake_code(struct fake *fk, unsigned code)
+{
+	char line[128];
+
+	switch (code / 100) {
+	case 2:
+		snprintf(line, sizeof(line), "%u 2.0.0 fake ok\r\n", code);
+		break;
+	case 3:
+		snprintf(line, sizeof(line), "%u go ahead\r\n", code);
+		break;
+	default:
+		snprintf(line, sizeof(line), "%u %u.3.0 fake says no\r\n", code,
+			 code / 100);
+		break;
+	}
+	fake_reply(fk, line);
+}
+
+/* React to the command @cmd; false when the conn was closed. */
+static bool fake_command(struct fake *fk, const char *cmd)
+{
+	const struct fake_script *sc = fk->sc;
+	unsigned code;
+
+	assert_int_equal(buf_append(&fk->cmds, cmd, strlen(cmd)), 0);
+	assert_int_equal(buf_append(&fk->cmds, "\n", 1), 0);
+	if (sc->close_after != NULL &&
+	    strncmp(cmd, sc->close_after, strlen(sc->close_after)) == 0) {
+		conn_close(fk->c, false);
+		return false;
+	}
+	if (sc->silent_after != NULL &&
+	    strncmp(cmd, sc->silent_after, strlen(sc->silent_after)) == 0)
+		fk->mute = true;
+	if (fk->mute)
+		return true; /* from here on, never another reply */
+	if (sc->bad_after != NULL &&
+	    strncmp(cmd, sc->bad_after, strlen(sc->bad_after)) == 0) {
+		fake_reply(fk, "this is no reply\r\n");
+		return true;
+	}
+	if (strcmp(cmd, ".") == 0)
+		return true; /* the caller sends the per-recipient replies */
+	if (strncmp(cmd, "LHLO ", 5) == 0) {
+		fake_reply(fk, "250-fake\r\n250-8BITMIME\r\n");
+		if (sc->size)
+			fake_reply(fk, "250-SIZE 1000000\r\n");
+		if (sc->pipelining)
+			fake_reply(fk, "250-PIPELINING\r\n");
+		fake_reply(fk, "250 ENHANCEDSTATUSCODES\r\n");
+	} else if (strncmp(cmd, "MAIL FROM:", 10) == 0) {
+		fk->rcpts = fk->accepted = 0;
+		code = sc->mail_code != 0 ? sc->mail_code : 250;
+		fk->mail_ok = code == 250;
+		fake_code(fk, code);
+	} else if (!fk->mail_ok &&
+		   (strncmp(cmd, "RCPT", 4) == 0 || strcmp(cmd, "DATA") == 0)) {
+		fake_reply(fk, "503 5.5.1 MAIL needed first\r\n");
+	} else if (strncmp(cmd, "RCPT TO:", 8) == 0) {
+		code = fk->rcpts < 4 ? sc->rcpt_codes[fk->rcpts] : 0;
+		fk->rcpts++;
+		if (code == 0 || code / 100 == 2)
+			fk->accepted++;
+		fake_code(fk, code != 0 ? code : 250);
+	} else if (strcmp(cmd, "DATA") == 0) {
+		code = sc->data_code != 0 ? sc->data_code : 354;
+		if (fk->accepted == 0)
+			code = 554;
+		fake_code(fk, code);
+		if (code == 354) {
+			fk->data_mode = true;
+			buf_clear(&fk->body);
+		}
+	} else if (strcmp(cmd, "RSET") == 0) {
+		fk->rcpts = fk->accepted = 0;
+		fk->mail_ok = false;
+		fake_code(fk, 250);
+	} else {
+		fake_reply(fk, "500 5.5.2 unknown command\r\n");
+	}
+	return true;
+}
+
+static void fake_event(struct conn *c, enum conn_ev ev, void *arg)
+{
+	struct fake *fk = arg;
+	struct buf *in;
+	uint8_t *p, *nl, *end;
+	unsigned cmds = 0;
+	char line[1100];
+	size_t n;
+
+	if (ev == CONN_EV_CLOSED) {
+		fk->c = NULL;
+		return;
+	}
+	if (ev != CONN_EV_DATA)
+		return;
+	in = conn_input(c);
+	while (in->len > 0 && fk->c != NULL) {
+		p = buf_head(in);
+		if (fk->data_mode) {
+			/* body up to CRLF "." CRLF; an empty body is ".\r\n" */
+			if (in->len >= 3 && fk->body.len == 0 &&
+			    memcmp(p, ".\r\n", 3) == 0) {
+				n = 0;
+				end = p;
+			} else {
+				end = memmem(p, in->len, "\r\n.\r\n", 5);
+				if (end == NULL)
+					break; /* wait for more (tests are small) */
+				n = (size_t)(end - p) + 2;
+				end += 2;
+			}
+			assert_int_equal(buf_append(&fk->body, p, n), 0);
+			conn_consume(c, (size_t)(end - p) + 3);
+			fk->data_mode = false;
+			fk->mail_ok = false;
+			if (!fake_command(fk, ".") || fk->c == NULL)
+				return;
+			for (unsigned i = 0; i < fk->accepted; i++) {
+				unsigned code =
+					i < 4 ? fk->sc->dot_codes[i] : 0;
+
+				if (fk->mute)
+					break;
+				fake_code(fk, code != 0 ? code : 250);
+			}
+			continue;
+		}
+		nl = memchr(p, '\n', in->len);
+		if (nl == NULL)
+			break;
+		n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		assert_true(n < sizeof(line));
+		memcpy(line, p, n);
+		line[n] = '\0';
+		conn_consume(c, (size_t)(nl - p) + 1);
+		cmds++;
+		if (!fake_command(fk, line))
+			return;
+	}
+	if (cmds > fk->max_cmds_per_read)
+		fk->max_cmds_per_read = cmds;
+}
+
+static void fake_accept(struct loop_listener *li, int fd,
+			const struct sockaddr *peer, socklen_t peer_len,
+			void *arg)
+{
+	struct fake *fk = arg;
+
+	(void)li;
+	(void)peer;
+	(void)peer_len;
+	assert_null(fk->c);
+	fk->accepts++;
+	fk->data_mode = false;
+	fk->c = conn_new(fk->loop, fd, NULL, 0, fake_event, fk);
+	assert_non_null(fk->c);
+	fake_reply(fk, "220 fake LMTP ready\r\n");
+}
+
+/* A loop, a fake server on a unix socket following @sc, and a pool. */
+static void fake_setup(struct fx *f, struct fake *fk, enum loop_backend b,
+		       const struct fake_script *sc, uint64_t reply_ms)
+{
+	struct loop_opts o = {.backend = b};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct lmtp_settings s = {.reply_timeout_ms = reply_ms,
+				  .data_timeout_ms = reply_ms};
+	static unsigned seq;
+
+	memset(f, 0, sizeof(*f));
+	memset(fk, 0, sizeof(*fk));
+	assert_int_equal(loop_new(&o, &f->loop), 0);
+	f->backend = b;
+	fk->loop = f->loop;
+	fk->sc = sc;
+	buf_init(&fk->body, 0);
+	buf_init(&fk->cmds, 0);
+	snprintf(fk->path, sizeof(fk->path), "%s/fake-%ld-%u.sock", fake_dir,
+		 (long)getpid(), seq++);
+	memcpy(sun.sun_path, fk->path, strlen(fk->path) + 1);
+	fk->lfd =
+		socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(fk->lfd >= 0);
+	assert_int_equal(bind(fk->lfd, (struct sockaddr *)&sun, sizeof(sun)),
+			 0);
+	assert_int_equal(listen(fk->lfd, 16), 0);
+	fk->li = loop_listen(f->loop, fk->lfd, fake_accept, fk);
+	assert_non_null(fk->li);
+	s.socket_path = fk->path;
+	f->pool = lmtp_pool_new(f->loop, &s);
+	assert_non_null(f->pool);
+}
+
+static void fake_teardown(struct fx *f, struct fake *fk)
+{
+	lmtp_pool_free(&f->pool);
+	if (fk->c != NULL)
+		conn_close(fk->c, false);
+	RUN_UNTIL(f, loop_conn_count(f->loop) == 0);
+	loop_listener_stop(&fk->li);
+	close(fk->lfd);
+	unlink(fk->path);
+	loop_free(&f->loop);
+	buf_free(&fk->body);
+	buf_free(&fk->cmds);
+}
+
+static bool fake_cmds_has(const struct fake *fk, const char *line)
+{
+	char want[600];
+
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	return (fk->cmds.len >= strlen(line) + 1 &&
+		strncmp((const char *)buf_head(&fk->cmds), want + 1,
+			strlen(want) - 1) == 0) ||
+	       memmem(buf_head(&fk->cmds), fk->cmds.len, want, strlen(want)) !=
+		       NULL;
+}
+
+/* The body exactly as it goes on the wire: CRLF line ends, dot-stuffed,
+ * terminated; commands pipelined; SIZE given when offered. */
+static void test_fake_wire(void **state)
+{
+	static const char body[] = "a\n.b\r\n..c\rd\r\n.";
+	static const char wire[] = "a\r\n..b\r\n...c\rd\r\n..\r\n";
+	static const struct fake_script sc = {.pipelining = true, .size = true};
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[2] = {"x@example.org", "y@example.org"};
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		for (size_t chunk = 1; chunk <= 4; chunk += 3) {
+			fake_setup(&f, &fk, bs[i], &sc, 0);
+			deliver(&f, &d, "s@example.org", rcpts, 2, body,
+				sizeof(body) - 1, chunk);
+			assert_int_equal(d.res[0].code, 250);
+			assert_int_equal(d.res[1].code, 250);
+			assert_int_equal(fk.body.len, sizeof(wire) - 1);
+			assert_memory_equal(buf_head(&fk.body), wire,
+					    sizeof(wire) - 1);
+			assert_true(fake_cmds_has(
+				&fk, "MAIL FROM:<s@example.org> SIZE=14"));
+			assert_true(
+				fake_cmds_has(&fk, "RCPT TO:<y@example.org>"));
+			assert_true(fk.max_cmds_per_read >= 3);
+			fake_teardown(&f, &fk);
+		}
+	}
+}
+
+/* Without PIPELINING every command waits for the previous reply. */
+static void test_fake_no_pipelining(void **state)
+{
+	static const struct fake_script sc = {.pipelining = false};
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[2] = {"x@example.org", "y@example.org"};
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		fake_setup(&f, &fk, bs[i], &sc, 0);
+		deliver(&f, &d, "s@example.org", rcpts, 2, "hi\r\n", 4, 4);
+		assert_int_equal(d.res[0].code, 250);
+		assert_int_equal(d.res[1].code, 250);
+		assert_int_equal(fk.max_cmds_per_read, 1);
+		assert_true(fake_cmds_has(&fk, "MAIL FROM:<s@example.org>"));
+		fake_teardown(&f, &fk);
+	}
+}
+
+/* MAIL refused: every recipient gets that reply; the session is reset
+ * and the same connection serves the next transaction. */
+static void test_fake_mail_refused(void **state)
+{
+	static struct fake_script sc = {.pipelining = true, .mail_code = 451};
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[2] = {"x@example.org", "y@example.org"};
+	struct lmtp_stats st;
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		sc.mail_code = 451;
+		fake_setup(&f, &fk, bs[i], &sc, 0);
+		deliver(&f, &d, "s@example.org", rcpts, 2, "hi\r\n", 4, 4);
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(d.res[k].code, 451);
+			assert_string_equal(d.res[k].status, "4.3.0");
+			assert_string_equal(d.res[k].text, "fake says no");
+		}
+		sc.mail_code = 0;
+		deliver(&f, &d, "s@example.org", rcpts, 1, "hi\r\n", 4, 4);
+		assert_int_equal(d.res[0].code, 250);
+		RUN_UNTIL(&f, fake_cmds_has(&fk, "RSET"));
+		lmtp_pool_stats(f.pool, &st);
+		assert_int_equal(st.connects, 1);
+		assert_int_equal(fk.accepts, 1);
+		fake_teardown(&f, &fk);
+	}
+}
+
+/* One recipient refused at RCPT, one accepted: one reply after the "."
+ * and it belongs to the accepted one. Then all refused: the transaction
+ * reports failed before the body, DATA is refused, nothing is sent. */
+static void test_fake_rcpt_mixed(void **state)
+{
+	static struct fake_script sc = {.pipelining = true};
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[3] = {"x@example.org", "y@example.org",
+				"z@example.org"};
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		memset(&sc, 0, sizeof(sc));
+		sc.pipelining = true;
+		sc.rcpt_codes[0] = 550;
+		sc.rcpt_codes[2] = 452;
+		sc.dot_codes[0] = 251;
+		fake_setup(&f, &fk, bs[i], &sc, 0);
+		deliver(&f, &d, "s@example.org", rcpts, 3, "hi\r\n", 4, 4);
+		assert_int_equal(d.res[0].code, 550);
+		assert_string_equal(d.res[0].status, "5.3.0");
+		assert_int_equal(d.res[1].code, 251);
+		assert_int_equal(d.res[2].code, 452);
+
+		sc.rcpt_codes[1] = 550;
+		dlv_begin(&f, &d, NULL, "s@example.org", rcpts, 3, -1);
+		RUN_UNTIL(&f, lmtp_txn_failed(d.t));
+		assert_int_equal(lmtp_txn_write(d.t, "ignored\r\n", 9), 0);
+		lmtp_txn_finish(d.t);
+		RUN_UNTIL(&f, d.done);
+		assert_int_equal(d.res[0].code, 550);
+		assert_int_equal(d.res[1].code, 550);
+		assert_int_equal(d.res[2].code, 452);
+		RUN_UNTIL(&f, fake_cmds_has(&fk, "RSET"));
+		fake_teardown(&f, &fk);
+	}
+}
+
+/* DATA refused: the accepted recipients get that reply; RSET follows. */
+static void test_fake_data_refused(void **state)
+{
+	static const struct fake_script sc = {.pipelining = true,
+					      .data_code = 452};
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[1] = {"x@example.org"};
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		fake_setup(&f, &fk, bs[i], &sc, 0);
+		deliver(&f, &d, "s@example.org", rcpts, 1, "hi\r\n", 4, 4);
+		assert_int_equal(d.res[0].code, 452);
+		RUN_UNTIL(&f, fake_cmds_has(&fk, "RSET"));
+		fake_teardown(&f, &fk);
+	}
+}
+
+/* Garbage, silence and a dropped connection become 451 4.4.2 for every
+ * recipient still open; the pool then uses a fresh connection. */
+static void test_fake_failures(void **state)
+{
+	static struct fake_script sc;
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	const char *rcpts[2] = {"x@example.org", "y@example.org"};
+	const char *when[] = {"RCPT", "DATA", "."};
+	struct fake fk;
+	struct dlv d;
+	struct fx f;
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		for (int w = 0; w < 3; w++) {
+			for (int kind = 0; kind < 3; kind++) {
+				memset(&sc, 0, sizeof(sc));
+				sc.pipelining = true;
+				if (kind == 0)
+					sc.bad_after = when[w];
+				else if (kind == 1)
+					sc.silent_after = when[w];
+				else
+					sc.close_after = when[w];
+				fake_setup(&f, &fk, bs[i], &sc, 300);
+				deliver(&f, &d, "s@example.org", rcpts, 2,
+					"hi\r\n", 4, 4);
+				for (int k = 0; k < 2; k++) {
+					if (d.res[k].code != 451)
+						fail_msg(
+							"%s after %s: %u %s %s",
+							kind == 0   ? "garbage"
+							: kind == 1 ? "silence"
+								    : "close",
+							when[w], d.res[k].code,
+							d.res[k].status,
+							d.res[k].text);
+					assert_string_equal(d.res[k].status,
+							    "4.4.2");
+				}
+				if (kind == 1)
+					assert_non_null(
+						strstr(d.res[0].text, "timed"));
+				fake_teardown(&f, &fk);
+			}
+		}
+	}
+}
+
 /* ---- IMAP over the ringmail-only path (blocking, test thread) ---- */
 
 struct imap {
@@ -964,6 +1430,14 @@ static void test_imap_login_refused(void **state)
 
 int main(void)
 {
+	const struct CMUnitTest fake_tests[] = {
+		cmocka_unit_test(test_fake_wire),
+		cmocka_unit_test(test_fake_no_pipelining),
+		cmocka_unit_test(test_fake_mail_refused),
+		cmocka_unit_test(test_fake_rcpt_mixed),
+		cmocka_unit_test(test_fake_data_refused),
+		cmocka_unit_test(test_fake_failures),
+	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deliver_one),
 		cmocka_unit_test(test_deliver_edges),
@@ -978,10 +1452,23 @@ int main(void)
 		cmocka_unit_test(test_dovecot_down),
 		cmocka_unit_test(test_imap_login_refused),
 	};
+	int r;
 
+	if (getenv("RINGMAIL_TEST_LOG") == NULL)
+		log_set_level(LOG_LV_FATAL);
+	fake_dir = testutil_mkdtemp("ringmail-lmtp-fake");
+	if (fake_dir == NULL)
+		return 1;
+	r = cmocka_run_group_tests_name("fake LMTP server", fake_tests, NULL,
+					NULL);
+	testutil_rmtree(fake_dir);
+	free(fake_dir);
+	if (r != 0)
+		return r;
 	if (!dovecot_run_available()) {
 		printf("SKIP: %s not found\n", dovecot_run_binary());
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("real Dovecot", tests, group_setup,
+					   group_teardown);
 }
