@@ -1225,8 +1225,9 @@ static void test_throttle_bounded(void **state)
 	}
 	assert_true(accounts_throttle_check(t, (struct sockaddr *)&sin, NULL,
 					    now + 100000) > 0);
-	assert_int_equal(accounts_throttle_new(1u << 30, &t), -EINVAL);
 	accounts_throttle_free(&t);
+	assert_int_equal(accounts_throttle_new(1u << 30, &t), -EINVAL);
+	assert_null(t);
 }
 
 int main(void)
