@@ -123,6 +123,62 @@ class Dovecot:
                 deadline += 5
             time.sleep(0.01)
 
+    def processes(self):
+        """Pids of our master and its children."""
+        master = self.pid()
+        if master is None:
+            return []
+        pids = [master]
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == master:
+                pids.append(int(d))
+        return pids
+
+    def listening_tcp(self):
+        """Every TCP address our Dovecot listens on, as "ip:port"."""
+        listen = {}
+        for path, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+            try:
+                with open(path) as f:
+                    rows = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                col = row.split()
+                if col[3] != "0A":  # LISTEN
+                    continue
+                addr, port = col[1].split(":")
+                raw = bytes.fromhex(addr)
+                if v6:
+                    ip = socket.inet_ntop(socket.AF_INET6, b"".join(
+                        raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+                else:
+                    ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+                listen[col[9]] = "%s:%d" % (ip, int(port, 16))
+        found = set()
+        for pid in self.processes():
+            try:
+                fds = os.listdir("/proc/%d/fd" % pid)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inode = link[8:-1]
+                    if inode in listen:
+                        found.add(listen[inode])
+        return found
+
     def cleanup(self):
         self.stop()
         if self.own_dir and not os.environ.get("RINGMAIL_TEST_KEEP"):

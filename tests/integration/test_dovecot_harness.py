@@ -18,6 +18,12 @@ class DovecotHarnessTest(unittest.TestCase):
         with dovecot_harness.Dovecot(max_mailbox_mb=1,
                                      max_message_size=500000) as dc:
             self.assertIsNotNone(dc.pid())
+            # no public listener: only ringmail's loopback IMAP port
+            self.assertEqual(dc.listening_tcp(),
+                             {"127.0.0.1:%d" % dc.imap_port})
+            st = os.stat(dc.lmtp_socket)
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+            self.assertEqual(st.st_uid, os.geteuid())
             body = (b"From: a@example.org\r\nSubject: harness\r\n\r\n"
                     b".hidden line\r\nend\r\n")
             # plain smtplib.LMTP on the unix socket, one recipient
