@@ -84,7 +84,8 @@ struct accounts_record {
 };
 
 /* Open (creating) the store <data_dir>/accounts.mdb; data_dir is made
- * 0700 if missing. Clears stale reader slots. 0 or -errno. */
+ * 0700 if missing. Clears stale reader slots. Open it once per process
+ * (LMDB's rule); other processes may open it too. 0 or -errno. */
 int accounts_open(const char *data_dir, const struct accounts_policy *policy,
 		  struct accounts **a_r);
 /* No call may be in flight. Sets *a to NULL. */
