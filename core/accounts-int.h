@@ -30,7 +30,8 @@ struct accounts {
 	struct accounts_policy policy; /* strings point to the copies below */
 	char *mail_domain, *mailboxes_dir, *nocreate_file;
 	char *path;
-	atomic_uint map_grows;
+	atomic_uint map_grows;  /* doubled here */
+	atomic_uint map_adopts; /* grown by another process */
 };
 
 /* A write transaction body. Returns 0 (commit), ACCOUNTS_TXN_SKIP (abort,

@@ -136,6 +136,8 @@ static int accounts_map_resize(struct accounts *a, bool twice)
 	if (twice) {
 		atomic_fetch_add(&a->map_grows, 1);
 		log_info("accounts: map grown to %zu KiB", size >> 10);
+	} else {
+		atomic_fetch_add(&a->map_adopts, 1);
 	}
 	return 0;
 }

@@ -727,6 +727,8 @@ static int count_cb(const char *addr, const struct accounts_record *r,
 	unsigned *n = arg;
 	char want[64];
 
+	if (addr[0] != 'g')
+		return 0; /* not one of the bulk ones */
 	snprintf(want, sizeof(want), "g%08u@" DOMAIN, *n);
 	assert_string_equal(addr, want); /* address order */
 	assert_int_equal(r->version, 1);
@@ -762,6 +764,58 @@ static void test_map_growth(void **state)
 	assert_int_equal(accounts_lookup(f->a, "g00002999@" DOMAIN, &r), 0);
 	assert_int_equal(auth(f, "newaccxxx@" DOMAIN, PW, NULL),
 			 ACCOUNTS_CREATED);
+	fx_free(f);
+}
+
+/* Another process grows the map while this one has the store open:
+ * the next transaction here adopts the new size (MDB_MAP_RESIZED). */
+static void test_map_grown_by_other_process(void **state)
+{
+	struct fx *f = fx_new(DOMAIN, 64 << 10);
+	struct accounts_record r;
+	char addr[64], hash[ACCOUNTS_HASH_MAX];
+	unsigned n = 0;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(auth(f, "parentxxx@" DOMAIN, PW, NULL),
+			 ACCOUNTS_CREATED);
+	assert_int_equal(accounts_hash_make("growth-pass", hash), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct accounts *b = NULL;
+
+		log_set_level(LOG_LV_WARN);
+		if (accounts_open(f->data, &f->pol, &b) != 0)
+			_exit(3);
+		for (unsigned i = 0; i < 3000; i++) {
+			snprintf(addr, sizeof(addr), "g%08u@" DOMAIN, i);
+			put_hash(b, addr, hash);
+		}
+		if (atomic_load(&b->map_grows) < 3)
+			_exit(4);
+		accounts_close(&b);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* reads, then writes, through the grown map */
+	assert_int_equal(accounts_lookup(f->a, "g00002999@" DOMAIN, &r), 0);
+	assert_true(atomic_load(&f->a->map_adopts) >= 1);
+	assert_int_equal(accounts_count(f->a), 3001);
+	assert_int_equal(accounts_iterate(f->a, count_cb, &n), 0);
+	assert_int_equal(auth(f, "g00000042@" DOMAIN, "growth-pass", NULL),
+			 ACCOUNTS_OK);
+	assert_int_equal(auth(f, "afterxxxx@" DOMAIN, PW, NULL),
+			 ACCOUNTS_CREATED);
+	for (unsigned i = 3000; i < 4000; i++) {
+		snprintf(addr, sizeof(addr), "g%08u@" DOMAIN, i);
+		put_hash(f->a, addr, hash);
+	}
+	assert_int_equal(accounts_count(f->a), 4002);
 	fx_free(f);
 }
 
@@ -1245,6 +1299,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_password_never_overwrites),
 		cmocka_unit_test(test_concurrent_first_logins),
 		cmocka_unit_test(test_map_growth),
+		cmocka_unit_test(test_map_grown_by_other_process),
 		cmocka_unit_test(test_crash_consistency),
 		cmocka_unit_test(test_last_login),
 		cmocka_unit_test(test_flags_delete_iterate),
