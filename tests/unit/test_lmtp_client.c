@@ -923,10 +923,12 @@ static void fake_setup(struct fx *f, struct fake *fk, enum loop_backend b,
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct lmtp_settings s = {.reply_timeout_ms = reply_ms,
 				  .data_timeout_ms = reply_ms};
+	const char *prof = getenv("RINGMAIL_URING_PROFILE");
 	static unsigned seq;
 
 	memset(f, 0, sizeof(*f));
 	memset(fk, 0, sizeof(*fk));
+	o.uring_debian12 = prof != NULL && strcmp(prof, "debian12") == 0;
 	assert_int_equal(loop_new(&o, &f->loop), 0);
 	f->backend = b;
 	fk->loop = f->loop;
