@@ -20,8 +20,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define CONFIG_LINE_MAX (64 * 1024)
-#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_LINE_MAX  (64 * 1024)
+#define CONFIG_FILE_MAX  (1024 * 1024)
+#define CONFIG_VALUE_MAX (CONFIG_LINE_MAX - 128)
 
 enum config_type {
 	CFG_STR,
@@ -910,6 +911,11 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text,
 		}
 		if (strlen(key) >= sizeof(pe.name)) {
 			config_err(err, name, lineno, NULL, "key too long");
+			goto out;
+		}
+		/* so that config_print's "key = value" fits in a line */
+		if (strlen(val) > CONFIG_VALUE_MAX) {
+			config_err(err, name, lineno, key, "value too long");
 			goto out;
 		}
 		for (char *c = key; *c != '\0'; c++)

@@ -590,13 +590,24 @@ static void test_limits(void **state)
 	config_free(&c);
 
 	/* 64 KiB exactly is still a line. */
+	len = (size_t)snprintf(text, 100, "[params]\nmail_domain = d\n#");
+	memset(text + len, 'x', 65535);
+	memcpy(text + len + 65535, "\n", 2);
+	assert_int_equal(load(&c, text, &e), 0);
+	config_free(&c);
+
+	/* A value may take 64 KiB - 128 bytes, so that it prints in a line. */
 	len = (size_t)snprintf(text, 100,
 			       "[params]\nmail_domain = d\n"
-			       "acme_email = ");
-	memset(text + len, 'x', 65536 - 13);
-	memcpy(text + len + 65536 - 13, "\n", 2);
+			       "acme_email=");
+	memset(text + len, 'x', 65536 - 128);
+	memcpy(text + len + 65536 - 128, "\n", 2);
 	assert_int_equal(load(&c, text, &e), 0);
-	assert_int_equal(strlen(c.acme_email), 65536 - 13);
+	assert_int_equal(strlen(c.acme_email), 65536 - 128);
+	config_free(&c);
+	memcpy(text + len + 65536 - 128, "x\n", 3);
+	assert_int_equal(load(&c, text, &e), -1);
+	assert_string_equal(e.msg, "t.ini:3: acme_email: value too long");
 	config_free(&c);
 
 	/* Over 1 MiB in total (comment lines). */
