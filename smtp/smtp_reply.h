@@ -40,6 +40,17 @@ struct smtp_reply_def {
 #define SMTP_R_LOCAL_ERROR   421, "4.3.0", "Server local error"
 #define SMTP_R_OOM           421, "4.3.0", "Mail system error"
 
+/* EHLO keywords ringmail offers (issue 4): no SMTPUTF8, DSN, CHUNKING
+ * or BINARYMIME, so smtp_addr refuses their parameters. AUTH only after
+ * TLS on submission, STARTTLS only before it. */
+#define SMTP_EHLO_PIPELINING "PIPELINING"
+#define SMTP_EHLO_SIZE       "SIZE %llu" /* max_message_size */
+#define SMTP_EHLO_8BITMIME   "8BITMIME"
+#define SMTP_EHLO_ENHANCED   "ENHANCEDSTATUSCODES"
+#define SMTP_EHLO_STARTTLS   "STARTTLS"
+#define SMTP_EHLO_AUTH       "AUTH PLAIN"
+#define SMTP_EHLO_VRFY       "VRFY"
+
 /* VRFY answers the same for every address so that account existence
  * does not leak (spec C.7; chatmail's test_no_vrfy checks "252 2.0.0 "). */
 #define SMTP_R_VRFY                                                      \
@@ -122,6 +133,8 @@ struct smtp_reply_def {
 
 /* Size (spec D.12): SIZE= at MAIL and DATA over max_message_size. */
 #define SMTP_R_TOO_BIG 552, "5.3.4", "Message size exceeds fixed limit"
+/* filtermail's text, kept for the /mxdeliv HTTP body (spec D.8). */
+#define SMTP_R_TOO_BIG_MXDELIV 552, NULL, "Message exceeds maximum size"
 /* DATA content (smtp_data_error_reply). */
 #define SMTP_R_DATA_BARE_LF 550, "5.5.2", "Error: bare <LF> received"
 #define SMTP_R_DATA_LOCAL   451, "4.3.0", "Error: queue file write error"

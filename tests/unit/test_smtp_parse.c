@@ -471,6 +471,10 @@ static void test_reply_texts(void **state)
 	assert_string_equal(l, "554 5.7.1 No valid DKIM signature found");
 	fmt_reply(l, sizeof(l), SMTP_R_UNSUPPORTED_OPT, 3, "SMTPUTF8");
 	assert_string_equal(l, "555 5.5.4 Unsupported option: SMT");
+	fmt_reply(l, sizeof(l), SMTP_R_TOO_BIG_MXDELIV);
+	assert_string_equal(l, "552 Message exceeds maximum size");
+	fmt_reply(l, sizeof(l), SMTP_R_INVALID_FROM_ADDR, "x");
+	assert_string_equal(l, "500 Invalid from address <x>");
 	fmt_reply(l, sizeof(l), SMTP_R_DATA_GO);
 	assert_string_equal(l, "354 End data with <CR><LF>.<CR><LF>");
 }
