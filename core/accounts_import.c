@@ -499,7 +499,11 @@ static void import_metadata(struct import_ctx *c, int adfd,
 	memset(&j, 0, sizeof(j));
 	j.p = buf;
 	j.end = buf + len;
-	if (json_metadata(&j, c->now) < 0) {
+	/* Legacy token lists carry no times: stamp them with the file's
+	 * mtime (not "now"), so a re-import changes nothing. */
+	if (json_metadata(&j, (int64_t)st.st_mtime < c->now
+				      ? (int64_t)st.st_mtime
+				      : c->now) < 0) {
 		/* chatmail reads a corrupt file as {} too */
 		import_note(c, e->name, false,
 			    "corrupt metadata.json; no tokens imported");

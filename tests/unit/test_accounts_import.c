@@ -309,7 +309,8 @@ static void test_import_tree(void **state)
 	assert_string_equal(tk->t[1].token, "tok-b");
 	assert_int_equal(tk->t[1].set_at, NOW - 200);
 	free(tk);
-	/* bob: legacy account, legacy tokens stamped now */
+	/* bob: legacy account, legacy tokens stamped with the file mtime
+	 * (capped at now) */
 	assert_int_equal(accounts_lookup(a, "bob000002@" DOMAIN, &rec), 0);
 	assert_int_equal(rec.flags, 0);
 	assert_int_equal(rec.last_login, NOW - 10 * DAY);
