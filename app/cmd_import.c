@@ -13,7 +13,9 @@
 #include <string.h>
 
 /* project */
+#include "app/cmds.h"
 #include "core/accounts.h"
+#include "core/config.h"
 
 /* TODO: read data_dir and mail_domain from chatmail.ini with
  * core/config.h's config_load (--config FILE); until then the options. */
@@ -73,7 +75,9 @@ static void cmd_import_progress(const struct accounts_import_report *r,
 		r->scanned, r->imported, r->updated, r->skipped);
 }
 
-int cmd_import_chatmail(int argc, char **argv)
+static int cmd_import_chatmail_run(int argc, char **argv,
+				   const struct accounts_policy *base,
+				   const char *base_data_dir)
 {
 	const char *data_dir = CMD_IMPORT_DATA_DIR, *mdir = NULL;
 	struct accounts_import_report rep;
@@ -83,7 +87,8 @@ int cmd_import_chatmail(int argc, char **argv)
 	struct accounts *a = NULL;
 	int ret;
 
-	accounts_policy_defaults(&pol);
+	pol = *base;
+	data_dir = base_data_dir;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
 			data_dir = argv[++i];
@@ -99,7 +104,8 @@ int cmd_import_chatmail(int argc, char **argv)
 	}
 	if (mdir == NULL) {
 		fprintf(stderr,
-			"usage: ringmail import-chatmail [--data-dir DIR] "
+			"usage: ringmail import-chatmail [--config FILE] "
+			"[--data-dir DIR] "
 			"[--mail-domain D] MAILBOXES_DIR\n"
 			"  MAILBOXES_DIR is chatmail's mailboxes_dir, e.g. "
 			"/home/vmail/mail/<domain>\n");
@@ -136,4 +142,39 @@ int cmd_import_chatmail(int argc, char **argv)
 		return 1;
 	}
 	return fflush(stdout) == 0 && !skips.oom ? 0 : 1;
+}
+
+/* `--config FILE` (or $RINGMAIL_CONFIG) supplies the data dir, the mail
+ * domain and the account limits from chatmail.ini; --data-dir and
+ * --mail-domain still override them. */
+int cmd_import_chatmail(int argc, char **argv)
+{
+	const char *path = getenv("RINGMAIL_CONFIG"),
+		   *data_dir = CMD_IMPORT_DATA_DIR;
+	struct accounts_policy pol;
+	struct config cfg;
+	char **rest;
+	int n = 0, rc;
+
+	rest = calloc((size_t)argc + 1, sizeof(*rest));
+	if (rest == NULL)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else
+			rest[n++] = argv[i];
+	}
+	accounts_policy_defaults(&pol);
+	memset(&cfg, 0, sizeof(cfg));
+	if (path != NULL && *path != '\0' &&
+	    cmd_accounts_config(path, &cfg, &pol, &data_dir) < 0) {
+		config_free(&cfg);
+		free(rest);
+		return 1;
+	}
+	rc = cmd_import_chatmail_run(n, rest, &pol, data_dir);
+	config_free(&cfg);
+	free(rest);
+	return rc;
 }

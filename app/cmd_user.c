@@ -12,7 +12,9 @@
 #include <time.h>
 
 /* project */
+#include "app/cmds.h"
 #include "core/accounts.h"
+#include "core/config.h"
 
 /* TODO: read data_dir, mail_domain and the account limits from
  * chatmail.ini with core/config.h's config_load (--config FILE) once the
@@ -22,7 +24,8 @@
 static int cmd_user_usage(void)
 {
 	fprintf(stderr,
-		"usage: ringmail user [--data-dir DIR] [--mail-domain D] "
+		"usage: ringmail user [--config FILE] [--data-dir DIR] "
+		"[--mail-domain D] "
 		"<command>\n"
 		"  list                  every address, one per line\n"
 		"  show ADDR             the account's record\n"
@@ -85,14 +88,17 @@ static int cmd_user_show(struct accounts *a, const char *addr)
 	return ret;
 }
 
-int cmd_user(int argc, char **argv)
+static int cmd_user_run(int argc, char **argv,
+			const struct accounts_policy *base,
+			const char *base_data_dir)
 {
 	const char *data_dir = CMD_USER_DATA_DIR, *sub = NULL, *addr = NULL;
 	struct accounts_policy pol;
 	struct accounts *a = NULL;
 	int ret, rc = 1;
 
-	accounts_policy_defaults(&pol);
+	pol = *base;
+	data_dir = base_data_dir;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
 			data_dir = argv[++i];
@@ -149,5 +155,40 @@ int cmd_user(int argc, char **argv)
 	accounts_close(&a);
 	if (fflush(stdout) != 0)
 		rc = 1;
+	return rc;
+}
+
+/* `--config FILE` (or $RINGMAIL_CONFIG) supplies the data dir, the mail
+ * domain and the account limits from chatmail.ini; --data-dir and
+ * --mail-domain still override them. */
+int cmd_user(int argc, char **argv)
+{
+	const char *path = getenv("RINGMAIL_CONFIG"),
+		   *data_dir = CMD_USER_DATA_DIR;
+	struct accounts_policy pol;
+	struct config cfg;
+	char **rest;
+	int n = 0, rc;
+
+	rest = calloc((size_t)argc + 1, sizeof(*rest));
+	if (rest == NULL)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else
+			rest[n++] = argv[i];
+	}
+	accounts_policy_defaults(&pol);
+	memset(&cfg, 0, sizeof(cfg));
+	if (path != NULL && *path != '\0' &&
+	    cmd_accounts_config(path, &cfg, &pol, &data_dir) < 0) {
+		config_free(&cfg);
+		free(rest);
+		return 1;
+	}
+	rc = cmd_user_run(n, rest, &pol, data_dir);
+	config_free(&cfg);
+	free(rest);
 	return rc;
 }

@@ -9,4 +9,12 @@ int cmd_dovecot(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_import_chatmail(int argc, char **argv);
 
+struct config;
+struct accounts_policy;
+/* Load chatmail.ini at @path into @cfg (freed by the caller with
+ * config_free) and point @pol's fields and *@data_dir_r into it. 0, or -1
+ * with the error printed. */
+int cmd_accounts_config(const char *path, struct config *cfg,
+			struct accounts_policy *pol, const char **data_dir_r);
+
 #endif
