@@ -448,6 +448,35 @@ static void test_tls_min_version_refused(void **state)
 	}
 }
 
+/* Garbage instead of a ClientHello: the server closes with a TLS reason,
+ * nothing reaches the session. */
+static void test_tls_garbage(void **state)
+{
+	enum loop_backend bs[2];
+	int nb = testutil_backends(bs);
+	static const char junk[] = "EHLO not-tls.example\r\n\x16\x03\x01\xff";
+
+	(void)state;
+	for (int i = 0; i < nb; i++) {
+		struct fixture f;
+		int fd;
+
+		fixture_setup(&f, bs[i]);
+		f.server_tls = server_ctx(TLS1_2_VERSION, NULL, TLS_KTLS_AUTO);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(
+			connect(fd, (struct sockaddr *)&f.addr, f.addr_len), 0);
+		assert_int_equal(write(fd, junk, sizeof(junk) - 1),
+				 (ssize_t)(sizeof(junk) - 1));
+		RUN_UNTIL(&f, f.server.closed);
+		assert_false(f.server.tls_ready);
+		assert_int_equal(f.server.got.len, 0);
+		assert_memory_equal(f.server.reason, "tls: ", 5);
+		close(fd);
+		fixture_teardown(&f);
+	}
+}
+
 /* The client pipelines "STARTTLS" and an injected command in one packet
  * before the handshake: the server must never see the injected bytes. */
 static void test_starttls_discards_plaintext(void **state)
@@ -597,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_tls_alpn),
 		cmocka_unit_test(test_tls_sni),
 		cmocka_unit_test(test_tls_min_version_refused),
+		cmocka_unit_test(test_tls_garbage),
 		cmocka_unit_test(test_starttls_discards_plaintext),
 		cmocka_unit_test(test_ktls),
 	};
