@@ -105,7 +105,7 @@ struct mime_addr_parser {
 	size_t results;       /* results at the top level */
 	bool cur_at;          /* the address being read has an "@" */
 	bool cur_wanted;      /* ... and would be the answer */
-	bool cur_overflow;    /* ... and is longer than out */
+	bool cur_overflow;    /* ... and cannot be out (too long, NUL) */
 	bool found;           /* the answer is in out */
 	bool overflow;        /* the answer did not fit */
 	char *out;
@@ -134,6 +134,8 @@ static void mime_ap_add(struct mime_addr_parser *a, uint8_t c)
 {
 	if (c == '@')
 		a->cur_at = true;
+	if (c == '\0')
+		a->cur_overflow = true; /* no C string can hold it */
 	if (!a->cur_wanted)
 		return;
 	if (a->out_len + 1 >= a->out_size) {

@@ -48,7 +48,7 @@ void mime_ctype_parse(const char *v, size_t len, struct mime_ctype *out);
  * member of a first group. The address is written NUL-terminated to @out;
  * returns its length, or -1 when there is none (empty input, an address
  * without "@", a syntax error anywhere in the cut text) or it does not fit
- * in @out_size. Encoded words (RFC 2047) are not decoded: they stay part
+ * in @out_size or has a NUL octet. Encoded words (RFC 2047) are not decoded: they stay part
  * of a display name, which is what RFC 5322 means; mailparse decodes them
  * first and may then stumble over a decoded "," or "<". */
 int mime_addr_extract(const char *v, size_t len, char *out, size_t out_size);

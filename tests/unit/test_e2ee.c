@@ -1019,6 +1019,13 @@ static void test_from_rules(void **state)
 	assert_string_equal(f.from_value, "Alice <" ALICE ">");
 	assert_string_equal(f.from_addr, ALICE);
 	bytes_free(&m);
+	/* A NUL in the address: no C string can hold it, no address. */
+	memset(&m, 0, sizeof(m));
+	bytes_add(&m, "From: <" ALICE "\0@evil.example>\r\n\r\nHi!\r\n", 48);
+	screen(&m, &f);
+	assert_true(f.has_from);
+	assert_false(f.from_ok);
+	bytes_free(&m);
 	/* "From :" is another field for mailparse. */
 	memset(&m, 0, sizeof(m));
 	bytes_str(&m, "From : " ALICE "\r\n\r\nHi!\r\n");
