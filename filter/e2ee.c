@@ -933,7 +933,7 @@ static void e2ee_bline_byte(struct e2ee_state *st, uint8_t c)
 static const uint8_t *e2ee_line(struct e2ee_state *st, const uint8_t *p,
 				const uint8_t *end)
 {
-	const uint8_t *lf;
+	const uint8_t *lf, *run;
 	size_t n;
 
 	/* A header section takes its line ends at once; without candidate
@@ -958,23 +958,32 @@ static const uint8_t *e2ee_line(struct e2ee_state *st, const uint8_t *p,
 		}
 		e2ee_deliver(st, e2ee_crlf, 1);
 	}
-	lf = memchr(p, '\n', (size_t)(end - p));
-	if (lf == NULL) {
-		n = (size_t)(end - p);
-		if (end[-1] == '\r') {
-			n--;
-			st->held_cr = true;
+	/* Every boundary line starts with "-": a line end followed by
+	 * anything else is content, and the run goes on (the fast path for
+	 * the lines of an armored payload). */
+	run = p;
+	for (;;) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL) {
+			n = (size_t)(end - run);
+			if (end[-1] == '\r') {
+				n--;
+				st->held_cr = true;
+			}
+			e2ee_deliver(st, run, n);
+			return end;
 		}
-		e2ee_deliver(st, p, n);
-		return end;
+		if (lf + 1 == end || lf[1] == '-')
+			break;
+		p = lf + 1;
 	}
-	n = (size_t)(lf - p);
+	n = (size_t)(lf - run);
 	st->eol = 1;
 	if (n > 0 && lf[-1] == '\r') {
 		n--;
 		st->eol = 2;
 	}
-	e2ee_deliver(st, p, n);
+	e2ee_deliver(st, run, n);
 	e2ee_line_start(st);
 	return lf + 1;
 }
