@@ -939,6 +939,10 @@ static const uint8_t *e2ee_line(struct e2ee_state *st, const uint8_t *p,
 	/* A header section takes its line ends at once; without candidate
 	 * boundaries nothing can be cut either. */
 	if (st->frames[st->top].kind == E2EE_K_HEADERS || st->cands == 0) {
+		/* Only a header section can make new candidates: past
+		 * the last one, the rest is read by nobody. */
+		if (st->frames[st->top].kind != E2EE_K_HEADERS)
+			return end;
 		lf = memchr(p, '\n', (size_t)(end - p));
 		if (lf == NULL) {
 			e2ee_deliver(st, p, (size_t)(end - p));
