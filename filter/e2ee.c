@@ -578,8 +578,8 @@ static void e2ee_qp(struct e2ee_state *st, const uint8_t *p, size_t n)
 				st->qp_state = E2EE_QP_TEXT;
 			} else if (c == '\r') {
 				st->qp_state = E2EE_QP_EQ_CR;
-			} else if ((h = e2ee_hex(c)) >= 0) {
-				st->qp_hex = (uint8_t)h;
+			} else if (e2ee_hex(c) >= 0) {
+				st->qp_hex = c;
 				st->qp_state = E2EE_QP_EQ_HEX;
 			} else {
 				out[o++] = '=';
@@ -597,11 +597,12 @@ static void e2ee_qp(struct e2ee_state *st, const uint8_t *p, size_t n)
 		case E2EE_QP_EQ_HEX:
 			st->qp_state = E2EE_QP_TEXT;
 			if ((h = e2ee_hex(c)) >= 0) {
-				out[o++] = (uint8_t)(st->qp_hex << 4 | h);
+				out[o++] = (uint8_t)(e2ee_hex(st->qp_hex) << 4 |
+						     h);
 				break;
 			}
 			out[o++] = '=';
-			out[o++] = (uint8_t) "0123456789ABCDEF"[st->qp_hex];
+			out[o++] = st->qp_hex;
 			goto again;
 		}
 	}
@@ -635,9 +636,7 @@ static void e2ee_body_end(struct e2ee_state *st)
 	if (st->cte_kind == E2EE_CTE_QP && st->qp_state != E2EE_QP_TEXT) {
 		/* A dangling "=", "=" CR or "=X" is text. */
 		tail[0] = '=';
-		tail[1] = st->qp_state == E2EE_QP_EQ_CR
-				  ? '\r'
-				  : (uint8_t) "0123456789ABCDEF"[st->qp_hex];
+		tail[1] = st->qp_state == E2EE_QP_EQ_CR ? '\r' : st->qp_hex;
 		e2ee_role(st, tail, st->qp_state == E2EE_QP_EQ ? 1 : 2);
 	}
 	switch (st->role) {

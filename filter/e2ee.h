@@ -157,7 +157,7 @@ struct e2ee_state {
 	bool b64_done;
 	uint8_t b64_n, b64_pad;
 	uint32_t b64_quad;
-	uint8_t qp_state, qp_hex;
+	uint8_t qp_state, qp_hex; /* quoted-printable: state, "=X" kept */
 	uint8_t v_state, v_pos, v_alive; /* "Version: 1" */
 	uint8_t sj_state, sj_pos;        /* "secure-join: v?-request" */
 	uint8_t sj_alive;

@@ -407,6 +407,7 @@ struct pgpmime {
 	const char *p1_hdrs;     /* part 1 header lines */
 	const struct bytes *arm; /* part 1 body */
 	bool p1_base64;          /* transfer-encode part 1 in base64 */
+	bool p1_qp;              /* ... in quoted-printable */
 	const char *extra;       /* a third part (headers, body) */
 	const char *preamble;
 	const char *epilogue;
@@ -482,9 +483,16 @@ static void make_pgpmime(struct bytes *m, const struct pgpmime *o)
 			       "filename=\"encrypted.asc\";\r\n"
 			       "Content-Type: application/octet-stream; "
 			       "name=\"encrypted.asc\"\r\n");
-	if (o->p1_base64)
+	if (o->p1_base64) {
 		b64_encode(m, o->arm->p, o->arm->len);
-	else
+	} else if (o->p1_qp) {
+		for (size_t i = 0; i < o->arm->len; i++) {
+			if (o->arm->p[i] == '=')
+				bytes_str(m, "=3D");
+			else
+				bytes_add(m, o->arm->p + i, 1);
+		}
+	} else
 		bytes_add(m, o->arm->p, o->arm->len);
 	bytes_str(m, "\r\n");
 	if (o->extra != NULL)
@@ -1180,8 +1188,7 @@ static void test_shapes_accepted(void **state)
 	o.p0_hdrs = "Content-Type: Application/PGP-Encrypted\r\n";
 	o.p1_hdrs = "content-type: APPLICATION/octet-stream\r\n";
 	assert_true(shape_encrypted(&o));
-	/* The payload in base64 transfer encoding, or quoted-printable
-	 * (nothing to quote in armor). */
+	/* The payload in base64 or quoted-printable transfer encoding. */
 	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
 		    "Content-Transfer-Encoding: BASE64\r\n";
 	o.p1_base64 = true;
@@ -1189,7 +1196,9 @@ static void test_shapes_accepted(void **state)
 	o.p1_base64 = false;
 	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
 		    "Content-Transfer-Encoding: quoted-printable\r\n";
+	o.p1_qp = true;
 	assert_true(shape_encrypted(&o));
+	o.p1_qp = false;
 	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
 		    "Content-Transfer-Encoding: 7bit\r\n";
 	assert_true(shape_encrypted(&o));
