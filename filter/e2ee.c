@@ -235,8 +235,12 @@ static void e2ee_hbyte(struct e2ee_state *st, uint8_t c)
 			e2ee_hfield_begin(st);
 			st->hstate = E2EE_HS_PREVALUE;
 		} else if (c == '\n') {
-			/* A line without ":" is a field without a value, and
-			 * the next line is not its continuation. */
+			/* A line without ":" is a field named by the whole
+			 * line with an empty value, and the next line is not
+			 * its continuation ("Content-Type" LF is an empty
+			 * Content-Type for mailparse). */
+			e2ee_hfield_begin(st);
+			st->hwhich = E2EE_F_NONE;
 			st->hstate = E2EE_HS_START;
 		} else if (st->klen < sizeof(st->key)) {
 			st->key[st->klen++] = (char)e2ee_lower(c);
@@ -295,6 +299,8 @@ static void e2ee_headers_end(struct e2ee_state *st)
 		e2ee_parse_error(st);
 		return;
 	}
+	if (st->hstate == E2EE_HS_KEY)
+		e2ee_hfield_begin(st); /* a name without ":" at the end */
 	st->hwhich = E2EE_F_NONE;
 	e2ee_body_begin(st);
 }

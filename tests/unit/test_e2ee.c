@@ -1034,6 +1034,19 @@ static void test_from_rules(void **state)
 	assert_true(f.has_from);
 	assert_false(f.from_ok);
 	bytes_free(&m);
+	/* A line without ":" is a field with an empty value: with LF
+	 * only, "Content-Type" is one (an empty type, not text/plain). */
+	memset(&m, 0, sizeof(m));
+	bytes_str(&m, "From: " ALICE "\nContent-Type\nContent-Type: x/y\n\n");
+	screen(&m, &f);
+	assert_string_equal(f.mimetype, "");
+	bytes_free(&m);
+	memset(&m, 0, sizeof(m));
+	bytes_str(&m, "From: " ALICE "\r\nContent-Type\r\nContent-Type: x/y"
+		      "\r\n\r\n");
+	screen(&m, &f);
+	assert_string_equal(f.mimetype, "x/y");
+	bytes_free(&m);
 	/* "From :" is another field for mailparse. */
 	memset(&m, 0, sizeof(m));
 	bytes_str(&m, "From : " ALICE "\r\n\r\nHi!\r\n");
