@@ -10,11 +10,15 @@
  * starts with "--" and the boundary of its multipart or of any enclosing
  * one, the CRLF before such a line belongs to it, the Content-Type and
  * Content-Transfer-Encoding of a part pick how its body is decoded.
- * Deliberate differences, all on the "not encrypted" side:
+ * Deliberate differences (none passes as encrypted what is not an
+ * OpenPGP message of the required shape):
  *  - a multipart/encrypted needs exactly two parts (upstream also takes
  *    the "Version: 1" part alone, spec D.3.6 and N.1.5);
- *  - RFC 2047 encoded words and RFC 2231 parameters are not decoded, and
- *    part bodies are not converted from their charset;
+ *  - RFC 2047 encoded words and RFC 2231 parameters are not decoded (an
+ *    encoded Subject is not "Autocrypt Setup Message"; a From display
+ *    name stays a name, see mime_addr_extract), and part bodies are not
+ *    converted from their charset (a declared UTF-16 armor still reads
+ *    as ASCII);
  *  - the limits below: past one, the message is not encrypted and not a
  *    Secure-Join request (facts.limits says which), never a crash. */
 #ifndef RINGMAIL_E2EE_H
