@@ -1202,21 +1202,23 @@ static void test_shapes_accepted(void **state)
 	o.p1_hdrs = "content-type: APPLICATION/octet-stream\r\n";
 	assert_true(shape_encrypted(&o));
 	/* The payload in base64 or quoted-printable transfer encoding. */
-	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
-		    "Content-Transfer-Encoding: BASE64\r\n";
-	o.p1_base64 = true;
-	/* KNOWN BUG (open, issue 4): with some gpg outputs (about 1 run in
-	 * 6) a base64 transfer-encoded payload is not recognised as
-	 * encrypted. Reported, not hidden: the case runs only with
-	 * RINGMAIL_KNOWN_BUGS=1 until the decoder is fixed. */
-	if (getenv("RINGMAIL_KNOWN_BUGS") != NULL)
+	/* Each of the three gpg outputs (random every run; the CRC line
+	 * starts with "=" and two hex digits now and then, which a
+	 * quoted-printable decoder would eat if it were not "=3D"). */
+	for (int k = 0; k < 3; k++) {
+		o.arm = k == 0 ? &arm_one : (k == 1 ? &arm_two : &arm_sym);
+		o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
+			    "Content-Transfer-Encoding: BASE64\r\n";
+		o.p1_base64 = true;
 		assert_true(shape_encrypted(&o));
-	o.p1_base64 = false;
-	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
-		    "Content-Transfer-Encoding: quoted-printable\r\n";
-	o.p1_qp = true;
-	assert_true(shape_encrypted(&o));
-	o.p1_qp = false;
+		o.p1_base64 = false;
+		o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
+			    "Content-Transfer-Encoding: quoted-printable\r\n";
+		o.p1_qp = true;
+		assert_true(shape_encrypted(&o));
+		o.p1_qp = false;
+	}
+	o.arm = &arm_one;
 	o.p1_hdrs = "Content-Type: application/octet-stream\r\n"
 		    "Content-Transfer-Encoding: 7bit\r\n";
 	assert_true(shape_encrypted(&o));
