@@ -144,37 +144,9 @@ static int cmd_import_chatmail_run(int argc, char **argv,
 	return fflush(stdout) == 0 && !skips.oom ? 0 : 1;
 }
 
-/* `--config FILE` (or $RINGMAIL_CONFIG) supplies the data dir, the mail
- * domain and the account limits from chatmail.ini; --data-dir and
- * --mail-domain still override them. */
+/* `--config FILE` (or $RINGMAIL_CONFIG): see cmd_accounts_run. */
 int cmd_import_chatmail(int argc, char **argv)
 {
-	const char *path = getenv("RINGMAIL_CONFIG"),
-		   *data_dir = CMD_IMPORT_DATA_DIR;
-	struct accounts_policy pol;
-	struct config cfg;
-	char **rest;
-	int n = 0, rc;
-
-	rest = calloc((size_t)argc + 1, sizeof(*rest));
-	if (rest == NULL)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else
-			rest[n++] = argv[i];
-	}
-	accounts_policy_defaults(&pol);
-	memset(&cfg, 0, sizeof(cfg));
-	if (path != NULL && *path != '\0' &&
-	    cmd_accounts_config(path, &cfg, &pol, &data_dir) < 0) {
-		config_free(&cfg);
-		free(rest);
-		return 1;
-	}
-	rc = cmd_import_chatmail_run(n, rest, &pol, data_dir);
-	config_free(&cfg);
-	free(rest);
-	return rc;
+	return cmd_accounts_run(argc, argv, CMD_IMPORT_DATA_DIR,
+				cmd_import_chatmail_run);
 }

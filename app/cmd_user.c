@@ -158,37 +158,8 @@ static int cmd_user_run(int argc, char **argv,
 	return rc;
 }
 
-/* `--config FILE` (or $RINGMAIL_CONFIG) supplies the data dir, the mail
- * domain and the account limits from chatmail.ini; --data-dir and
- * --mail-domain still override them. */
+/* `--config FILE` (or $RINGMAIL_CONFIG): see cmd_accounts_run. */
 int cmd_user(int argc, char **argv)
 {
-	const char *path = getenv("RINGMAIL_CONFIG"),
-		   *data_dir = CMD_USER_DATA_DIR;
-	struct accounts_policy pol;
-	struct config cfg;
-	char **rest;
-	int n = 0, rc;
-
-	rest = calloc((size_t)argc + 1, sizeof(*rest));
-	if (rest == NULL)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else
-			rest[n++] = argv[i];
-	}
-	accounts_policy_defaults(&pol);
-	memset(&cfg, 0, sizeof(cfg));
-	if (path != NULL && *path != '\0' &&
-	    cmd_accounts_config(path, &cfg, &pol, &data_dir) < 0) {
-		config_free(&cfg);
-		free(rest);
-		return 1;
-	}
-	rc = cmd_user_run(n, rest, &pol, data_dir);
-	config_free(&cfg);
-	free(rest);
-	return rc;
+	return cmd_accounts_run(argc, argv, CMD_USER_DATA_DIR, cmd_user_run);
 }

@@ -17,4 +17,13 @@ struct accounts_policy;
 int cmd_accounts_config(const char *path, struct config *cfg,
 			struct accounts_policy *pol, const char **data_dir_r);
 
+/* Run an accounts subcommand: `--config FILE` (or $RINGMAIL_CONFIG)
+ * supplies the data dir, mail domain and limits; the remaining argv goes
+ * to @run, whose own --data-dir/--mail-domain still override them. */
+typedef int cmd_accounts_fn(int argc, char **argv,
+			    const struct accounts_policy *base,
+			    const char *base_data_dir);
+int cmd_accounts_run(int argc, char **argv, const char *default_data_dir,
+		     cmd_accounts_fn *run);
+
 #endif
