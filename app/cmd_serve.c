@@ -1,15 +1,29 @@
-/* app/cmd_serve: `ringmail serve [--config FILE]`. */
+/* app/cmd_serve: `ringmail serve [--config FILE]`: the accounts store,
+ * the pool, the private Dovecot (when managed) and the SMTP server, then
+ * the serve runtime. */
 #include "app/cmds.h"
 
 /* system */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* project */
 #include "app/serve.h"
+#include "core/accounts.h"
 #include "core/config.h"
+#include "core/events.h"
 #include "core/log.h"
+#include "core/pool.h"
+#include "core/ratelimit.h"
+#include "smtp/dovecot_conf.h"
+#include "smtp/dovecot_run.h"
+#include "smtp/smtp_server.h"
+
+#define CMD_SERVE_DOVECOT_START_MS 20000
+#define CMD_SERVE_DOVECOT_STOP_MS  10000
 
 static void cmd_serve_settings(const struct config *cfg,
 			       struct serve_settings *st)
@@ -33,12 +47,135 @@ static void cmd_serve_settings(const struct config *cfg,
 	st->idle_timeout_ms = cfg->smtp_timeout_ms;
 }
 
+/* Write the Dovecot config from chatmail.ini and start Dovecot. */
+static int cmd_serve_dovecot_start(const struct config *cfg,
+				   struct dovecot_settings *ds)
+{
+	char conf[PATH_MAX];
+	int r;
+
+	dovecot_settings_init(ds);
+	ds->base_dir = cfg->dovecot_base_dir;
+	ds->mailboxes_dir = cfg->mailboxes_dir;
+	ds->log_path = cfg->dovecot_log[0] != '\0' ? cfg->dovecot_log : NULL;
+	ds->max_mailbox_size_mb = cfg->max_mailbox_size_mb;
+	ds->max_message_size = cfg->max_message_size;
+	ds->imap_hibernate_timeout_ms =
+		cfg->imap_compress ? 0 : cfg->imap_hibernate_timeout_ms;
+	ds->max_imap_connections = (unsigned)cfg->max_imap_connections;
+	ds->imap_port = (unsigned)cfg->dovecot_imap_port;
+	if (cfg->dovecot_mail_user[0] != '\0')
+		ds->mail_user = cfg->dovecot_mail_user;
+	snprintf(conf, sizeof(conf), "%s/ringmail-dovecot.conf", ds->base_dir);
+	if (dovecot_conf_write(ds, conf) < 0)
+		return -1;
+	/* One left over from a crash: stop it, ours has the same base_dir. */
+	if (dovecot_run_pid(ds->base_dir) > 0) {
+		log_warn("serve: stopping the Dovecot left running in %s",
+			 ds->base_dir);
+		(void)dovecot_run_stop(ds->base_dir, CMD_SERVE_DOVECOT_STOP_MS);
+	}
+	r = dovecot_run_start(ds, conf, CMD_SERVE_DOVECOT_START_MS);
+	if (r < 0) {
+		log_err("serve: Dovecot did not start (%s): %s", conf,
+			strerror(-r));
+		return -1;
+	}
+	log_info("serve: dovecot started base_dir=%s lmtp=%s", ds->base_dir,
+		 cfg->dovecot_lmtp_socket);
+	return 0;
+}
+
+static int cmd_serve_run(const struct config *cfg)
+{
+	struct serve_settings st;
+	struct accounts_policy pol;
+	struct accounts *acc = NULL;
+	struct pool *pool = NULL;
+	struct ratelimit *rate = NULL;
+	struct smtp_server *smtp = NULL;
+	struct dovecot_settings ds;
+	struct events ev;
+	bool dovecot = false;
+	int r, rc = 1;
+
+	events_init(&ev);
+	accounts_policy_defaults(&pol);
+	pol.mail_domain = cfg->mail_domain;
+	pol.password_min_length = (unsigned)cfg->password_min_length;
+	pol.username_min_length = (unsigned)cfg->username_min_length;
+	pol.username_max_length = (unsigned)cfg->username_max_length;
+	pol.max_load_1m = cfg->max_load_1m;
+	pol.min_available_memory_mb = cfg->min_available_memory_mb;
+	pol.min_free_disk_mb = cfg->min_free_disk_space_mb;
+	pol.mailboxes_dir = cfg->mailboxes_dir;
+	pol.nocreate_file = cfg->nocreate_file;
+	r = accounts_open(cfg->data_dir, &pol, &acc);
+	if (r < 0) {
+		log_err("serve: accounts store in %s: %s", cfg->data_dir,
+			strerror(-r));
+		goto out;
+	}
+	r = pool_new((unsigned)cfg->pool_threads, &pool);
+	if (r < 0) {
+		log_err("serve: pool: %s", strerror(-r));
+		goto out;
+	}
+	r = ratelimit_new((unsigned)cfg->max_user_send_per_minute,
+			  (unsigned)cfg->max_user_send_burst_size, 0, &rate);
+	if (r < 0) {
+		log_err("serve: rate limiter: %s", strerror(-r));
+		goto out;
+	}
+	if (cfg->dovecot_managed) {
+		if (cmd_serve_dovecot_start(cfg, &ds) < 0)
+			goto out;
+		dovecot = true;
+	}
+	{
+		struct smtp_server_opts so = {
+			.mail_domain = cfg->mail_domain,
+			.max_message_size = (uint64_t)cfg->max_message_size,
+			.max_conns = (unsigned)cfg->max_smtp_connections,
+			.timeout_ms = cfg->smtp_timeout_ms,
+			.lmtp_socket = cfg->dovecot_lmtp_socket,
+			.accounts = acc,
+			.pool = pool,
+			.rate = rate,
+			.events = &ev,
+		};
+
+		r = smtp_server_new(&so, &smtp);
+		if (r < 0) {
+			log_err("serve: smtp: %s", strerror(-r));
+			goto out;
+		}
+	}
+	cmd_serve_settings(cfg, &st);
+	st.smtp = smtp;
+	rc = serve_run(&st);
+out:
+	if (pool != NULL)
+		pool_free(&pool); /* drains: no accounts call in flight */
+	smtp_server_free(&smtp);
+	ratelimit_free(&rate);
+	if (acc != NULL)
+		accounts_close(&acc);
+	if (dovecot) {
+		r = dovecot_run_stop(ds.base_dir, CMD_SERVE_DOVECOT_STOP_MS);
+		if (r < 0)
+			log_warn("serve: stopping Dovecot: %s", strerror(-r));
+		else
+			log_info("serve: dovecot stopped");
+	}
+	return rc;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	const char *path = getenv("RINGMAIL_CONFIG");
 	struct config cfg;
 	struct config_error err;
-	struct serve_settings st;
 	int rc;
 
 	if (path == NULL)
@@ -59,8 +196,7 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(cfg.log_level);
-	cmd_serve_settings(&cfg, &st);
-	rc = serve_run(&st);
+	rc = cmd_serve_run(&cfg);
 	config_free(&cfg);
 	return rc;
 }

@@ -18,6 +18,7 @@
 /* project */
 #include "core/listen.h"
 #include "core/log.h"
+#include "smtp/smtp_server.h"
 
 #define SERVE_MAX_LISTENERS 32
 #define SERVE_MAX_WORKERS   256
@@ -54,6 +55,7 @@ struct serve_worker {
 	pthread_t thread;
 	struct loop *loop;
 	struct loop_listener *li[SERVE_MAX_LISTENERS];
+	struct smtp_worker *smtp;
 	int started; /* 1 ok, -1 failed */
 };
 
@@ -228,8 +230,16 @@ static void serve_accept(struct loop_listener *li, int fd,
 	struct serve *srv = a->w->srv;
 
 	(void)li;
-	(void)peer;
-	(void)peer_len;
+	if (a->w->smtp != NULL &&
+	    (a->svc == SERVE_SVC_SMTP || a->svc == SERVE_SVC_SUBMISSION ||
+	     a->svc == SERVE_SVC_SUBMISSIONS)) {
+		smtp_worker_accept(
+			a->w->smtp, fd, peer, peer_len,
+			a->svc == SERVE_SVC_SMTP ? SMTP_MODE_MX
+						 : SMTP_MODE_SUBMISSION,
+			srv->tls[a->svc], serve_svc_defs[a->svc].implicit_tls);
+		return;
+	}
 	serve_banner_start(a->w->loop, fd, a->svc, srv->tls[a->svc],
 			   srv->st->mail_domain, srv->st->idle_timeout_ms);
 }
@@ -261,6 +271,14 @@ static void *serve_worker_main(void *arg)
 		serve_worker_started(w, -1);
 		return NULL;
 	}
+	if (srv->st->smtp != NULL) {
+		w->smtp = smtp_worker_new(srv->st->smtp, w->loop);
+		if (w->smtp == NULL) {
+			log_err("worker %u: SMTP setup failed", w->idx);
+			serve_worker_started(w, -1);
+			return NULL;
+		}
+	}
 	for (unsigned i = 0; i < srv->nls; i++) {
 		struct serve_accept_arg *a =
 			&srv->accept_args[w->idx * srv->nls + i];
@@ -285,6 +303,9 @@ static void *serve_worker_main(void *arg)
 	 * gets its CLOSED event and frees what it holds (bounded). */
 	loop_conn_close_all(w->loop);
 	for (int i = 0; i < 200 && loop_conn_count(w->loop) > 0; i++)
+		(void)loop_run_once(w->loop, 10);
+	smtp_worker_free(&w->smtp);
+	for (int i = 0; i < 50 && loop_conn_count(w->loop) > 0; i++)
 		(void)loop_run_once(w->loop, 10);
 	return NULL;
 }

@@ -23,6 +23,8 @@ enum serve_svc {
 };
 
 /* What `serve` needs, derived from the configuration. */
+struct smtp_server;
+
 struct serve_settings {
 	const char *mail_domain;
 	const char *listen[SERVE_SVC_COUNT]; /* space-separated host:port */
@@ -33,6 +35,7 @@ struct serve_settings {
 	unsigned workers; /* 0 = CPUs */
 	uint64_t drain_timeout_ms;
 	uint64_t idle_timeout_ms;
+	struct smtp_server *smtp; /* NULL: SMTP ports answer 421 */
 };
 
 /* Static facts about each service. */

@@ -72,6 +72,14 @@ struct config {
 	char *data_dir;
 	char *tls_cert, *tls_key; /* default: from tls_cert_mode */
 	char *dovecot_base_dir, *dovecot_lmtp_socket, *dovecot_imap_socket;
+	/* serve writes the Dovecot config, starts Dovecot and stops it at
+	 * exit; false: an external Dovecot owns dovecot_lmtp_socket. */
+	bool dovecot_managed;
+	char *dovecot_log; /* Dovecot's log file; "" = syslog */
+	/* Owner of the maildirs; "" = the current user without root, else
+	 * "vmail". */
+	char *dovecot_mail_user;
+	int dovecot_imap_port; /* Dovecot's IMAP on 127.0.0.1 */
 	enum loop_backend io_backend;
 	bool uring_debian12; /* uring_profile = debian12 */
 	enum tls_ktls_mode tls_ktls;

@@ -54,14 +54,26 @@ class Relay:
     """A `ringmail serve` process with its own config and ports."""
 
     def __init__(self, backend, workers=2, drain_timeout="3s",
-                 extra=""):
+                 extra="", dovecot=False, params=""):
+        """dovecot: serve starts its private Dovecot (in self.dir);
+        without it SMTP delivery answers 451. params: more [params]."""
         self.dir = tempfile.mkdtemp(prefix="ringmail-it-")
+        os.chmod(self.dir, 0o755)  # Dovecot's own users must get in
+        self.mail_dir = os.path.join(self.dir, "mail")
+        self.dovecot_base = os.path.join(self.dir, "dovecot")
+        self.dovecot_log = os.path.join(self.dir, "dovecot.log")
+        os.makedirs(self.mail_dir)
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.mail_dir, nobody.pw_uid, nobody.pw_gid)
         self.crt, self.key = make_cert(self.dir, "tls", "relay-a.test")
         self.ports = dict(zip(SERVICES, free_ports(len(SERVICES))))
         self.backend = backend
         self.cfg = os.path.join(self.dir, "chatmail.ini")
         lines = ["[params]", "mail_domain = example.org",
-                 "mailboxes_dir = %s/mail" % self.dir, "", "[ringmail]"]
+                 "mailboxes_dir = %s" % self.mail_dir, params, "",
+                 "[ringmail]"]
         for svc, port in self.ports.items():
             lines.append("%s_listen = 127.0.0.1:%d" % (svc, port))
         lines += ["data_dir = %s/data" % self.dir,
@@ -70,7 +82,13 @@ class Relay:
                   "io_backend = %s" % backend,
                   "workers = %d" % workers,
                   "drain_timeout = %s" % drain_timeout,
-                  "log_level = debug"]
+                  "log_level = debug",
+                  "dovecot_managed = %s" % ("true" if dovecot else "false"),
+                  "dovecot_base_dir = %s" % self.dovecot_base,
+                  "dovecot_log = %s" % self.dovecot_log,
+                  "dovecot_imap_port = %d" % free_ports(1)[0]]
+        if os.geteuid() == 0:
+            lines.append("dovecot_mail_user = nobody")
         if os.environ.get("RINGMAIL_URING_PROFILE") == "debian12":
             lines.append("uring_profile = debian12")
         lines.append(extra)
@@ -124,6 +142,29 @@ class Relay:
 
     def wait_exit(self, timeout=30):
         return self.proc.wait(timeout=timeout)
+
+    def messages(self, addr, sub="new"):
+        """Contents of the delivered messages in <addr>/<sub>/."""
+        d = os.path.join(self.mail_dir, addr, sub)
+        if not os.path.isdir(d):
+            return []
+        out = []
+        for n in sorted(os.listdir(d)):
+            with open(os.path.join(d, n), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def dovecot_pid(self):
+        """The pid of the Dovecot serve started, or None."""
+        try:
+            with open(os.path.join(self.dovecot_base, "master.pid")) as f:
+                pid = int(f.read().strip())
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() != "dovecot":
+                    return None
+            return pid
+        except (OSError, ValueError):
+            return None
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

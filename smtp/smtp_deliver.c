@@ -1,0 +1,432 @@
+/* smtp/smtp_deliver: accounts lookup per recipient, one pipelined LMTP
+ * transaction with the header privacy rewrite streamed into it, then the
+ * reply rule:
+ *  - any temporary LMTP failure: that 4xx (the client retries; recipients
+ *    already delivered may see the message twice, never zero times);
+ *  - nothing delivered and Dovecot refused permanently: Dovecot's 5xx
+ *    (quota, size);
+ *  - otherwise 250, after a bounce for the unknown (or permanently
+ *    refused) recipients went to a local sender's INBOX. A remote or null
+ *    sender gets no bounce (no remote delivery yet): 550 when nothing was
+ *    delivered at all, so the peer bounces; else a log line. */
+#include "smtp/smtp_deliver.h"
+
+/* system */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* third party */
+#include <openssl/rand.h>
+
+/* project */
+#include "core/accounts.h"
+#include "core/log.h"
+#include "smtp/smtp_bounce.h"
+#include "smtp/smtp_rewrite.h"
+
+/* The original header section kept for a bounce. */
+#define SMTP_DELIVER_HDR_MAX (64 * 1024)
+
+enum smtp_rcpt_kind {
+	SMTP_RCPT_LMTP = 0, /* an account: goes to Dovecot */
+	SMTP_RCPT_UNKNOWN,  /* no such account: bounced */
+};
+
+struct smtp_deliver_job {
+	struct smtp_deliver_env *env;
+	struct smtp_deliver_job *next, **pprev;
+	uint64_t conn_id;
+	smtp_deliver_done_fn *done;
+	void *arg;
+	struct loop_timer timer; /* completion without LMTP */
+	struct lmtp_txn *txn;
+	bool bouncing;
+
+	char *sender;    /* LMTP envelope sender ("" = <>) */
+	char *mail_from; /* as given */
+	char *from_addr;
+	unsigned n;
+	char **rcpts;
+	uint8_t *kind;
+	unsigned n_lmtp;
+	const char **lmtp_rcpts;
+	unsigned *lmtp_idx;      /* lmtp position -> rcpt index */
+	struct lmtp_result *res; /* per rcpt */
+	uint8_t *hdr;
+	size_t hdr_len;
+	struct smtp_deliver_reply reply;
+};
+
+static void smtp_deliver_free(struct smtp_deliver_job *j)
+{
+	if (j->pprev != NULL) {
+		*j->pprev = j->next;
+		if (j->next != NULL)
+			j->next->pprev = j->pprev;
+	}
+	if (j->rcpts != NULL) {
+		for (unsigned i = 0; i < j->n; i++)
+			free(j->rcpts[i]);
+	}
+	free(j->rcpts);
+	free(j->kind);
+	free(j->lmtp_rcpts);
+	free(j->lmtp_idx);
+	free(j->res);
+	free(j->hdr);
+	free(j->sender);
+	free(j->mail_from);
+	free(j->from_addr);
+	free(j);
+}
+
+static void smtp_deliver_finish(struct smtp_deliver_job *j)
+{
+	if (j->done != NULL)
+		j->done(&j->reply, j->arg);
+	smtp_deliver_free(j);
+}
+
+static void smtp_deliver_set(struct smtp_deliver_job *j, unsigned code,
+			     const char *esc, const char *text)
+{
+	j->reply.code = code;
+	snprintf(j->reply.esc, sizeof(j->reply.esc), "%s", esc);
+	snprintf(j->reply.text, sizeof(j->reply.text), "%s", text);
+}
+
+static int smtp_deliver_out(void *ctx, const uint8_t *p, size_t n)
+{
+	return lmtp_txn_write(ctx, p, n);
+}
+
+/* The header section of @msg: up to and with the first empty line. */
+static size_t smtp_deliver_hdr_len(const uint8_t *msg, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (msg[i] != '\n')
+			continue;
+		if (msg[i + 1] == '\n')
+			return i + 2;
+		if (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
+static bool smtp_deliver_is_local(const struct smtp_deliver_env *env,
+				  const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL && at != addr &&
+	       strcasecmp(at + 1, env->mail_domain) == 0;
+}
+
+static void smtp_deliver_bounce_done(struct lmtp_txn *t,
+				     const struct lmtp_result *r, unsigned n,
+				     void *arg);
+
+/* Send the bounce for the failed recipients to the local sender. 0, or
+ * <0 (nothing sent; the reply is already set). */
+static int smtp_deliver_bounce(struct smtp_deliver_job *j, unsigned delivered)
+{
+	struct smtp_bounce_rcpt br[64];
+	struct smtp_bounce b;
+	unsigned char rnd[12];
+	char unique[32], to[ACCOUNTS_ADDR_MAX + 1];
+	const char *rcpt[1];
+	char *msg = NULL;
+	size_t len = 0, k = 0;
+	int r;
+
+	snprintf(to, sizeof(to), "%s", j->mail_from);
+	for (char *p = to; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	for (unsigned i = 0; i < j->n && k < 64; i++) {
+		if (j->res[i].code < 500)
+			continue;
+		br[k].addr = j->rcpts[i];
+		br[k].code = j->res[i].code;
+		br[k].status = j->res[i].status[0] != '\0' ? j->res[i].status
+							   : "5.0.0";
+		br[k].text = j->res[i].text;
+		k++;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -EIO;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(unique + 2 * i, 3, "%02x", rnd[i]);
+	memset(&b, 0, sizeof(b));
+	b.mail_domain = j->env->mail_domain;
+	b.sender = to;
+	b.rcpts = br;
+	b.n_rcpts = (unsigned)k;
+	b.orig_headers = j->hdr;
+	b.orig_headers_len = j->hdr_len;
+	b.now = (int64_t)time(NULL);
+	b.unique = unique;
+	r = smtp_bounce_build(&b, &msg, &len);
+	if (r < 0) {
+		log_warn("%016" PRIx64 " smtp bounce to=<%s> not built: %s",
+			 j->conn_id, to, strerror(-r));
+		return r;
+	}
+	rcpt[0] = to;
+	r = lmtp_txn_begin(j->env->lmtp, NULL, "", rcpt, 1, (int64_t)len,
+			   smtp_deliver_bounce_done, j, &j->txn);
+	if (r == 0 && lmtp_txn_write(j->txn, msg, len) == 0)
+		lmtp_txn_finish(j->txn);
+	free(msg);
+	if (r < 0)
+		return r;
+	j->bouncing = true;
+	(void)delivered;
+	return 0;
+}
+
+static void smtp_deliver_bounce_done(struct lmtp_txn *t,
+				     const struct lmtp_result *r, unsigned n,
+				     void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+	unsigned delivered = 0;
+
+	(void)t;
+	j->txn = NULL;
+	for (unsigned i = 0; i < j->n; i++)
+		delivered += j->res[i].code >= 200 && j->res[i].code < 300;
+	if (n == 1 && r[0].code >= 200 && r[0].code < 300) {
+		log_info("%016" PRIx64 " smtp bounce delivered to=<%s>",
+			 j->conn_id, j->mail_from);
+		events_raise_delivered(j->env->events, j->mail_from, "");
+		smtp_deliver_set(j, SMTP_R_QUEUED);
+	} else if (delivered == 0) {
+		log_warn("%016" PRIx64 " smtp bounce to=<%s> failed: %u %s",
+			 j->conn_id, j->mail_from, n ? r[0].code : 0,
+			 n ? r[0].text : "");
+		smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
+	} else {
+		log_warn("%016" PRIx64 " smtp bounce to=<%s> lost: %u %s",
+			 j->conn_id, j->mail_from, n ? r[0].code : 0,
+			 n ? r[0].text : "");
+		smtp_deliver_set(j, SMTP_R_QUEUED);
+	}
+	smtp_deliver_finish(j);
+}
+
+/* Every recipient has its result in j->res: decide the reply. */
+static void smtp_deliver_decide(struct smtp_deliver_job *j)
+{
+	const struct lmtp_result *temp = NULL, *perm = NULL;
+	unsigned delivered = 0, failed = 0;
+
+	for (unsigned i = 0; i < j->n; i++) {
+		const struct lmtp_result *r = &j->res[i];
+
+		if (r->code >= 200 && r->code < 300) {
+			delivered++;
+			log_info("%016" PRIx64 " smtp delivered to=<%s> "
+				 "from=<%s>",
+				 j->conn_id, j->rcpts[i], j->from_addr);
+			events_raise_delivered(j->env->events, j->rcpts[i],
+					       j->from_addr);
+			continue;
+		}
+		log_info("%016" PRIx64 " smtp not delivered to=<%s> "
+			 "status=%u %s %s",
+			 j->conn_id, j->rcpts[i], r->code, r->status, r->text);
+		if (r->code < 500) {
+			if (temp == NULL)
+				temp = r;
+			continue;
+		}
+		failed++;
+		if (perm == NULL && j->kind[i] == SMTP_RCPT_LMTP)
+			perm = r;
+	}
+	if (temp != NULL) {
+		smtp_deliver_set(j, temp->code, temp->status, temp->text);
+	} else if (failed == 0) {
+		smtp_deliver_set(j, SMTP_R_QUEUED);
+	} else if (delivered == 0 && perm != NULL) {
+		smtp_deliver_set(j, perm->code, perm->status, perm->text);
+	} else if (j->mail_from[0] != '\0' &&
+		   smtp_deliver_is_local(j->env, j->mail_from) &&
+		   accounts_exists(j->env->accounts, j->mail_from) == 1) {
+		if (smtp_deliver_bounce(j, delivered) == 0)
+			return; /* finishes in smtp_deliver_bounce_done */
+		smtp_deliver_set(j, delivered == 0 ? 451 : 250,
+				 delivered == 0 ? "4.3.0" : "2.0.0",
+				 delivered == 0 ? "Local delivery failed, try "
+						  "again later"
+						: "Ok: queued");
+	} else if (delivered == 0) {
+		for (unsigned i = 0; i < j->n; i++) {
+			if (j->res[i].code >= 500) {
+				smtp_deliver_set(j, j->res[i].code,
+						 j->res[i].status,
+						 j->res[i].text);
+				break;
+			}
+		}
+	} else {
+		log_warn("%016" PRIx64 " smtp no bounce for failed recipients "
+			 "of <%s>: remote delivery not available",
+			 j->conn_id, j->mail_from);
+		smtp_deliver_set(j, SMTP_R_QUEUED);
+	}
+	smtp_deliver_finish(j);
+}
+
+static void smtp_deliver_lmtp_done(struct lmtp_txn *t,
+				   const struct lmtp_result *r, unsigned n,
+				   void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+
+	(void)t;
+	j->txn = NULL;
+	for (unsigned i = 0; i < n && i < j->n_lmtp; i++)
+		j->res[j->lmtp_idx[i]] = r[i];
+	smtp_deliver_decide(j);
+}
+
+static void smtp_deliver_timer(struct loop_timer *t, void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+
+	(void)t;
+	if (j->reply.code != 0)
+		smtp_deliver_finish(j);
+	else
+		smtp_deliver_decide(j);
+}
+
+static char *smtp_deliver_strdup(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
+		       const struct smtp_delivery *d,
+		       smtp_deliver_done_fn *done, void *arg,
+		       struct smtp_deliver_job **job_r)
+{
+	struct smtp_deliver_job *j;
+	uint64_t size;
+	int r;
+
+	*job_r = NULL;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->env = env;
+	j->conn_id = conn_id;
+	j->done = done;
+	j->arg = arg;
+	j->n = d->n_rcpts;
+	loop_timer_init(&j->timer, smtp_deliver_timer, j);
+	j->sender = smtp_deliver_strdup(d->lmtp_sender);
+	j->mail_from = smtp_deliver_strdup(d->mail_from);
+	j->from_addr = smtp_deliver_strdup(d->from_addr);
+	j->rcpts = calloc(j->n + 1, sizeof(*j->rcpts));
+	j->kind = calloc(j->n + 1, sizeof(*j->kind));
+	j->lmtp_rcpts = calloc(j->n + 1, sizeof(*j->lmtp_rcpts));
+	j->lmtp_idx = calloc(j->n + 1, sizeof(*j->lmtp_idx));
+	j->res = calloc(j->n + 1, sizeof(*j->res));
+	j->hdr_len = smtp_deliver_hdr_len(d->msg, d->len);
+	if (j->hdr_len > SMTP_DELIVER_HDR_MAX)
+		j->hdr_len = SMTP_DELIVER_HDR_MAX;
+	j->hdr = malloc(j->hdr_len + 1);
+	if (j->sender == NULL || j->mail_from == NULL || j->from_addr == NULL ||
+	    j->rcpts == NULL || j->kind == NULL || j->lmtp_rcpts == NULL ||
+	    j->lmtp_idx == NULL || j->res == NULL || j->hdr == NULL)
+		goto oom;
+	memcpy(j->hdr, d->msg, j->hdr_len);
+	j->next = env->jobs;
+	if (env->jobs != NULL)
+		env->jobs->pprev = &j->next;
+	env->jobs = j;
+	j->pprev = &env->jobs;
+	*job_r = j;
+
+	for (unsigned i = 0; i < j->n; i++) {
+		j->rcpts[i] = strdup(d->rcpts[i]);
+		if (j->rcpts[i] == NULL)
+			goto oom_listed;
+		r = accounts_exists(env->accounts, j->rcpts[i]);
+		if (r < 0) {
+			log_warn("%016" PRIx64 " smtp accounts lookup <%s>: "
+				 "%s",
+				 conn_id, j->rcpts[i], strerror(-r));
+			smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
+			loop_timer_arm(env->loop, &j->timer, 0);
+			return 0;
+		}
+		if (r == 0) {
+			j->kind[i] = SMTP_RCPT_UNKNOWN;
+			j->res[i].code = 550;
+			snprintf(j->res[i].status, sizeof(j->res[i].status),
+				 "5.1.1");
+			snprintf(j->res[i].text, sizeof(j->res[i].text),
+				 "<%s>: Recipient address rejected: User "
+				 "unknown",
+				 j->rcpts[i]);
+			continue;
+		}
+		j->lmtp_idx[j->n_lmtp] = i;
+		j->lmtp_rcpts[j->n_lmtp++] = j->rcpts[i];
+	}
+	size = smtp_rewrite_size(d->msg, d->len, d->rewrite_flags);
+	if (env->max_message_size != 0 && size > env->max_message_size) {
+		smtp_deliver_set(j, SMTP_R_TOO_BIG);
+		loop_timer_arm(env->loop, &j->timer, 0);
+		return 0;
+	}
+	if (j->n_lmtp == 0) {
+		loop_timer_arm(env->loop, &j->timer, 0);
+		return 0;
+	}
+	r = lmtp_txn_begin(env->lmtp, NULL, j->sender, j->lmtp_rcpts, j->n_lmtp,
+			   (int64_t)size, smtp_deliver_lmtp_done, j, &j->txn);
+	if (r < 0) {
+		log_warn("%016" PRIx64 " smtp lmtp: %s", conn_id, strerror(-r));
+		smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
+		loop_timer_arm(env->loop, &j->timer, 0);
+		return 0;
+	}
+	/* The body overflows only past 4 x body_high (sized from the
+	 * message limit); a failure shows up in the results. */
+	(void)smtp_rewrite_headers(d->msg, d->len, d->rewrite_flags,
+				   smtp_deliver_out, j->txn);
+	lmtp_txn_finish(j->txn);
+	return 0;
+
+oom_listed:
+	*job_r = NULL;
+oom:
+	smtp_deliver_free(j);
+	return -ENOMEM;
+}
+
+void smtp_deliver_detach(struct smtp_deliver_job *job)
+{
+	if (job != NULL)
+		job->done = NULL;
+}
+
+void smtp_deliver_env_drop(struct smtp_deliver_env *env)
+{
+	while (env->jobs != NULL) {
+		struct smtp_deliver_job *j = env->jobs;
+
+		loop_timer_disarm(env->loop, &j->timer);
+		smtp_deliver_free(j);
+	}
+}

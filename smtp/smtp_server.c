@@ -1,0 +1,608 @@
+/* smtp/smtp_server: glue between core/conn and smtp_session. A struct
+ * smtp_conn is shared by the connection and an authentication in flight
+ * on the pool (STYLE.md rule 15: refcount); a delivery in flight is
+ * detached instead when the connection goes. */
+#include "smtp/smtp_server.h"
+
+/* system */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* project */
+#include "core/accounts.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/ratelimit.h"
+#include "smtp/lmtp_client.h"
+#include "smtp/smtp_deliver.h"
+#include "smtp/smtp_reply.h"
+
+#define SMTP_CLIENT_BUCKETS 1024
+#define SMTP_INPUT_MAX      (64 * 1024)
+
+struct smtp_client_count {
+	struct smtp_client_count *next;
+	unsigned n;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+struct smtp_server {
+	struct smtp_server_opts o;
+	atomic_uint conns;
+	unsigned per_client;
+	pthread_mutex_t mtx; /* clients */
+	struct smtp_client_count *clients[SMTP_CLIENT_BUCKETS];
+};
+
+struct smtp_worker {
+	struct smtp_server *srv;
+	struct loop *loop;
+	struct accounts_throttle *throttle;
+	struct smtp_deliver_env denv;
+};
+
+struct smtp_conn {
+	struct smtp_worker *w;
+	struct conn *c;
+	struct smtp_session *s;
+	struct tls_ctx *tls;
+	struct smtp_deliver_job *job;
+	struct loop_timer auth_timer; /* throttle delay */
+	struct sockaddr_storage peer;
+	enum smtp_mode mode;
+	unsigned refs;
+	bool closed;  /* CLOSED seen */
+	bool closing; /* conn_close called */
+	bool counted_client;
+	bool auth_timer_armed;
+	char ip[INET6_ADDRSTRLEN];
+	/* Credentials held across the throttle delay (wiped after). */
+	char user[ACCOUNTS_ADDR_MAX + 1];
+	char pass[ACCOUNTS_PASSWORD_MAX + 1];
+	size_t pass_len;
+};
+
+/* ---- per-client connection counts (shared by all workers) ---- */
+
+static unsigned smtp_client_bucket(const char *ip)
+{
+	unsigned h = 5381;
+
+	for (; *ip != '\0'; ip++)
+		h = h * 33 + (unsigned char)*ip;
+	return h % SMTP_CLIENT_BUCKETS;
+}
+
+/* Count a connection from @ip; false when over the share. */
+static bool smtp_client_add(struct smtp_server *srv, const char *ip)
+{
+	struct smtp_client_count **pp, *e;
+	bool ok = true;
+
+	pthread_mutex_lock(&srv->mtx);
+	pp = &srv->clients[smtp_client_bucket(ip)];
+	for (e = *pp; e != NULL && strcmp(e->ip, ip) != 0; e = e->next)
+		;
+	if (e == NULL) {
+		e = calloc(1, sizeof(*e));
+		if (e == NULL) {
+			pthread_mutex_unlock(&srv->mtx);
+			return false;
+		}
+		snprintf(e->ip, sizeof(e->ip), "%s", ip);
+		e->next = *pp;
+		*pp = e;
+	}
+	if (e->n >= srv->per_client)
+		ok = false;
+	else
+		e->n++;
+	if (e->n == 0) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&srv->mtx);
+	return ok;
+}
+
+static void smtp_client_del(struct smtp_server *srv, const char *ip)
+{
+	struct smtp_client_count **pp, *e;
+
+	pthread_mutex_lock(&srv->mtx);
+	for (pp = &srv->clients[smtp_client_bucket(ip)]; (e = *pp) != NULL;
+	     pp = &e->next) {
+		if (strcmp(e->ip, ip) != 0)
+			continue;
+		if (--e->n == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&srv->mtx);
+}
+
+/* ---- server ---- */
+
+int smtp_server_new(const struct smtp_server_opts *o, struct smtp_server **s_r)
+{
+	struct smtp_server *s;
+
+	*s_r = NULL;
+	if (o->mail_domain == NULL || o->accounts == NULL || o->pool == NULL ||
+	    o->lmtp_socket == NULL)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->o = *o;
+	if (s->o.hostname == NULL)
+		s->o.hostname = o->mail_domain;
+	if (s->o.max_conns == 0)
+		s->o.max_conns = 1000;
+	s->per_client = s->o.max_conns / 5 > 0 ? s->o.max_conns / 5 : 1;
+	atomic_init(&s->conns, 0);
+	pthread_mutex_init(&s->mtx, NULL);
+	*s_r = s;
+	return 0;
+}
+
+void smtp_server_free(struct smtp_server **sp)
+{
+	struct smtp_server *s = *sp;
+
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < SMTP_CLIENT_BUCKETS; i++) {
+		while (s->clients[i] != NULL) {
+			struct smtp_client_count *e = s->clients[i];
+
+			s->clients[i] = e->next;
+			free(e);
+		}
+	}
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+	*sp = NULL;
+}
+
+unsigned smtp_server_conns(const struct smtp_server *s)
+{
+	return atomic_load(&((struct smtp_server *)s)->conns);
+}
+
+/* ---- worker ---- */
+
+struct smtp_worker *smtp_worker_new(struct smtp_server *srv, struct loop *l)
+{
+	struct smtp_worker *w;
+	struct lmtp_settings ls;
+	uint64_t high;
+
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->srv = srv;
+	w->loop = l;
+	memset(&ls, 0, sizeof(ls));
+	ls.socket_path = srv->o.lmtp_socket;
+	ls.lhlo_name = srv->o.hostname;
+	ls.max_conns = 8;
+	/* A whole message is written at once: the body limit must hold
+	 * it (lmtp_txn_write refuses past 4 x body_high). */
+	high = srv->o.max_message_size / 2 + 65536;
+	if (high < 256 * 1024)
+		high = 256 * 1024;
+	if (high > UINT32_MAX / 4)
+		high = UINT32_MAX / 4;
+	ls.body_high = (uint32_t)high;
+	w->denv.loop = l;
+	w->denv.accounts = srv->o.accounts;
+	w->denv.events = srv->o.events;
+	w->denv.mail_domain = srv->o.mail_domain;
+	w->denv.max_message_size = srv->o.max_message_size;
+	w->denv.lmtp = lmtp_pool_new(l, &ls);
+	if (w->denv.lmtp == NULL ||
+	    accounts_throttle_new(0, &w->throttle) < 0) {
+		smtp_worker_free(&w);
+		return NULL;
+	}
+	return w;
+}
+
+void smtp_worker_free(struct smtp_worker **wp)
+{
+	struct smtp_worker *w = *wp;
+
+	if (w == NULL)
+		return;
+	if (w->denv.lmtp != NULL)
+		lmtp_pool_free(&w->denv.lmtp);
+	smtp_deliver_env_drop(&w->denv);
+	accounts_throttle_free(&w->throttle);
+	free(w);
+	*wp = NULL;
+}
+
+/* ---- connection ---- */
+
+static void smtp_conn_unref(struct smtp_conn *sc)
+{
+	if (--sc->refs > 0)
+		return;
+	explicit_bzero(sc->pass, sizeof(sc->pass));
+	smtp_session_free(&sc->s);
+	free(sc);
+}
+
+static void smtp_conn_close(struct smtp_conn *sc)
+{
+	if (sc->closing || sc->closed)
+		return;
+	sc->closing = true;
+	conn_close(sc->c, true);
+}
+
+static void smtp_conn_pump(struct smtp_conn *sc)
+{
+	enum smtp_session_action act;
+	struct buf *in;
+	size_t used;
+
+	if (sc->closing || sc->closed || sc->s == NULL)
+		return;
+	in = conn_input(sc->c);
+	used = smtp_session_input(sc->s, buf_head(in), in->len, &act);
+	if (used > 0)
+		conn_consume(sc->c, used);
+	switch (act) {
+	case SMTP_ACT_CLOSE:
+		smtp_conn_close(sc);
+		break;
+	case SMTP_ACT_STARTTLS:
+		if (conn_starttls(sc->c, sc->tls) < 0) {
+			log_warn("%016" PRIx64 " smtp starttls failed",
+				 conn_id(sc->c));
+			smtp_conn_close(sc);
+		}
+		break;
+	case SMTP_ACT_WAIT:
+	case SMTP_ACT_READ:
+		break;
+	}
+}
+
+/* ---- session ops ---- */
+
+static int smtp_op_write(void *io, const void *p, size_t n)
+{
+	struct smtp_conn *sc = io;
+
+	return conn_write(sc->c, p, n);
+}
+
+static void smtp_auth_done(enum accounts_result res,
+			   const struct accounts_auth_info *info, void *arg)
+{
+	struct smtp_conn *sc = arg;
+	struct smtp_worker *w = sc->w;
+	enum smtp_auth_result r;
+
+	if (sc->closed || sc->closing) {
+		smtp_conn_unref(sc);
+		return;
+	}
+	switch (res) {
+	case ACCOUNTS_OK:
+	case ACCOUNTS_CREATED:
+		r = SMTP_AUTH_RES_OK;
+		break;
+	case ACCOUNTS_TEMPFAIL:
+		r = SMTP_AUTH_RES_TEMPFAIL;
+		break;
+	default:
+		r = SMTP_AUTH_RES_FAILED;
+		break;
+	}
+	if (res != ACCOUNTS_TEMPFAIL)
+		accounts_throttle_record(
+			w->throttle, (struct sockaddr *)&sc->peer, info->addr,
+			r == SMTP_AUTH_RES_OK, loop_now_ms(w->loop));
+	log_info("%016" PRIx64 " smtp auth user=<%s> result=%s%s%s",
+		 conn_id(sc->c), info->addr,
+		 res == ACCOUNTS_CREATED       ? "created"
+		 : r == SMTP_AUTH_RES_OK       ? "ok"
+		 : r == SMTP_AUTH_RES_TEMPFAIL ? "tempfail"
+					       : "failed",
+		 info->reason[0] != '\0' ? " reason=" : "", info->reason);
+	smtp_session_auth_done(sc->s, r, info->addr, info->reason);
+	smtp_conn_pump(sc);
+	smtp_conn_unref(sc); /* the authentication's reference */
+}
+
+/* Runs the authentication with the reference the throttle timer held. */
+static void smtp_auth_timer(struct loop_timer *t, void *arg)
+{
+	struct smtp_conn *sc = arg;
+	struct smtp_worker *w = sc->w;
+	int r;
+
+	(void)t;
+	sc->auth_timer_armed = false;
+	if (sc->closed || sc->closing) {
+		explicit_bzero(sc->pass, sizeof(sc->pass));
+		smtp_conn_unref(sc);
+		return;
+	}
+	r = accounts_authenticate_async(w->srv->o.accounts, w->srv->o.pool,
+					w->loop, sc->user, sc->pass,
+					sc->pass_len, smtp_auth_done, sc);
+	explicit_bzero(sc->pass, sizeof(sc->pass));
+	if (r < 0) {
+		smtp_session_auth_done(sc->s, SMTP_AUTH_RES_TEMPFAIL, "",
+				       "service unavailable");
+		smtp_conn_pump(sc);
+		smtp_conn_unref(sc);
+	}
+}
+
+static int smtp_op_auth(void *io, const char *user, const char *pass,
+			size_t pass_len)
+{
+	struct smtp_conn *sc = io;
+	struct smtp_worker *w = sc->w;
+	int64_t delay;
+
+	if (strlen(user) > ACCOUNTS_ADDR_MAX ||
+	    pass_len > ACCOUNTS_PASSWORD_MAX)
+		return -EINVAL;
+	delay = accounts_throttle_check(w->throttle,
+					(struct sockaddr *)&sc->peer, user,
+					loop_now_ms(w->loop));
+	if (delay == ACCOUNTS_THROTTLE_REFUSE)
+		return -EAGAIN;
+	snprintf(sc->user, sizeof(sc->user), "%s", user);
+	memcpy(sc->pass, pass, pass_len);
+	sc->pass_len = pass_len;
+	/* Never call back into the session from here: a timer always. */
+	sc->refs++;
+	sc->auth_timer_armed = true;
+	loop_timer_arm(w->loop, &sc->auth_timer, (uint64_t)delay);
+	return 0;
+}
+
+static bool smtp_op_rate_ok(void *io, const char *sender, char *detail,
+			    size_t detail_len)
+{
+	struct smtp_conn *sc = io;
+	struct smtp_worker *w = sc->w;
+	uint64_t retry = 0;
+
+	if (w->srv->o.rate == NULL)
+		return true;
+	if (ratelimit_take(w->srv->o.rate, sender, strlen(sender),
+			   loop_now_ms(w->loop), &retry))
+		return true;
+	snprintf(detail, detail_len, "rate-limited, retry in %llu ms",
+		 (unsigned long long)retry);
+	return false;
+}
+
+static bool smtp_op_enforces(void *io, const char *rcpt)
+{
+	struct smtp_conn *sc = io;
+	struct accounts_record r;
+
+	if (accounts_lookup(sc->w->srv->o.accounts, rcpt, &r) < 0)
+		return false; /* unknown: cleartext-OK, then bounced */
+	return (r.flags & ACCOUNTS_F_ENFORCE_E2EE) != 0;
+}
+
+static void smtp_delivered(const struct smtp_deliver_reply *r, void *arg)
+{
+	struct smtp_conn *sc = arg;
+
+	sc->job = NULL;
+	smtp_session_deliver_done(sc->s, r->code, r->esc, r->text);
+	smtp_conn_pump(sc);
+}
+
+static int smtp_op_deliver(void *io, const struct smtp_delivery *d)
+{
+	struct smtp_conn *sc = io;
+
+	return smtp_deliver_start(&sc->w->denv, conn_id(sc->c), d,
+				  smtp_delivered, sc, &sc->job);
+}
+
+static const struct smtp_session_ops smtp_server_ops = {
+	.write = smtp_op_write,
+	.auth = smtp_op_auth,
+	.rate_ok = smtp_op_rate_ok,
+	.rcpt_enforces_e2ee = smtp_op_enforces,
+	.deliver = smtp_op_deliver,
+};
+
+/* ---- conn events ---- */
+
+static bool smtp_peer_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		       in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return ss->ss_family == AF_UNIX;
+}
+
+static int smtp_conn_start_session(struct smtp_conn *sc)
+{
+	struct smtp_server *srv = sc->w->srv;
+	struct smtp_session_cfg cfg = {
+		.mode = sc->mode,
+		.hostname = srv->o.hostname,
+		.mail_domain = srv->o.mail_domain,
+		.max_message_size = srv->o.max_message_size,
+		.tls = conn_is_tls(sc->c),
+		.tls_available = sc->tls != NULL,
+		.client_local = smtp_peer_is_loopback(&sc->peer),
+		.conn_id = conn_id(sc->c),
+	};
+
+	sc->s = smtp_session_new(&cfg, &smtp_server_ops, sc);
+	return sc->s != NULL ? 0 : -ENOMEM;
+}
+
+static void smtp_conn_closed(struct smtp_conn *sc)
+{
+	struct smtp_server *srv = sc->w->srv;
+	char summary[256] = "";
+
+	sc->closed = true;
+	if (sc->job != NULL) {
+		smtp_deliver_detach(sc->job);
+		sc->job = NULL;
+	}
+	if (sc->s != NULL)
+		smtp_session_summary(sc->s, summary, sizeof(summary));
+	log_info("%016" PRIx64 " smtp disconnect from=%s reason=%s%s%s "
+		 "in=%" PRIu64 " out=%" PRIu64,
+		 conn_id(sc->c), sc->ip, conn_close_reason(sc->c),
+		 summary[0] != '\0' ? " " : "", summary, conn_bytes_in(sc->c),
+		 conn_bytes_out(sc->c));
+	if (sc->auth_timer_armed) {
+		loop_timer_disarm(sc->w->loop, &sc->auth_timer);
+		sc->auth_timer_armed = false;
+		sc->refs--; /* the timer's; the conn's goes below */
+	}
+	if (sc->counted_client)
+		smtp_client_del(srv, sc->ip);
+	atomic_fetch_sub(&srv->conns, 1);
+	sc->c = NULL;
+	smtp_conn_unref(sc);
+}
+
+static void smtp_conn_ev(struct conn *c, enum conn_ev ev, void *arg)
+{
+	struct smtp_conn *sc = arg;
+
+	(void)c;
+	switch (ev) {
+	case CONN_EV_TLS_READY:
+		log_info("%016" PRIx64 " smtp tls version=%s ktls=%s%s",
+			 conn_id(sc->c), conn_tls_version(sc->c),
+			 conn_ktls_tx(sc->c) ? "tx" : "",
+			 conn_ktls_rx(sc->c) ? "rx" : "");
+		if (sc->s == NULL) {
+			if (smtp_conn_start_session(sc) < 0) {
+				smtp_conn_close(sc);
+				return;
+			}
+		} else {
+			smtp_session_tls_started(sc->s);
+		}
+		smtp_conn_pump(sc);
+		break;
+	case CONN_EV_DATA:
+		smtp_conn_pump(sc);
+		break;
+	case CONN_EV_TIMEOUT:
+		if (sc->s != NULL && smtp_session_waiting(sc->s))
+			break; /* Dovecot or the pool is slow, not the client */
+		if (sc->s != NULL)
+			smtp_session_timeout(sc->s);
+		smtp_conn_close(sc);
+		break;
+	case CONN_EV_CLOSED:
+		smtp_conn_closed(sc);
+		break;
+	case CONN_EV_CONNECTED:
+	case CONN_EV_DRAINED:
+		break;
+	}
+}
+
+void smtp_worker_accept(struct smtp_worker *w, int fd,
+			const struct sockaddr *peer, socklen_t peer_len,
+			enum smtp_mode mode, struct tls_ctx *tls,
+			bool implicit_tls)
+{
+	struct smtp_server *srv = w->srv;
+	struct smtp_conn *sc;
+	char line[160];
+	bool over;
+	int n;
+
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL) {
+		close(fd);
+		return;
+	}
+	sc->w = w;
+	sc->mode = mode;
+	sc->tls = tls;
+	sc->refs = 1;
+	loop_timer_init(&sc->auth_timer, smtp_auth_timer, sc);
+	if (peer != NULL && peer_len <= sizeof(sc->peer))
+		memcpy(&sc->peer, peer, peer_len);
+	if (peer == NULL || getnameinfo(peer, peer_len, sc->ip, sizeof(sc->ip),
+					NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(sc->ip, sizeof(sc->ip), "unknown");
+
+	over = atomic_fetch_add(&srv->conns, 1) >= srv->o.max_conns;
+	if (!over && !smtp_peer_is_loopback(&sc->peer)) {
+		over = !smtp_client_add(srv, sc->ip);
+		sc->counted_client = !over;
+	}
+	if (over && !implicit_tls) {
+		/* Postfix answers 421 before closing; with implicit TLS
+		 * there is no cheap way to say it. */
+		n = snprintf(line, sizeof(line),
+			     "421 4.7.0 %s Error: too many "
+			     "connections from %s\r\n",
+			     srv->o.hostname, sc->ip);
+		if (n > 0)
+			(void)!write(fd, line, (size_t)n);
+	}
+	if (over) {
+		log_warn("smtp: too many connections from=%s open=%u", sc->ip,
+			 atomic_load(&srv->conns));
+		atomic_fetch_sub(&srv->conns, 1);
+		close(fd);
+		free(sc);
+		return;
+	}
+	sc->c = conn_new(w->loop, fd, implicit_tls ? tls : NULL, SMTP_INPUT_MAX,
+			 smtp_conn_ev, sc);
+	if (sc->c == NULL) {
+		if (sc->counted_client)
+			smtp_client_del(srv, sc->ip);
+		atomic_fetch_sub(&srv->conns, 1);
+		free(sc);
+		return;
+	}
+	conn_set_timeout(sc->c, srv->o.timeout_ms);
+	log_info("%016" PRIx64 " smtp connect from=%s mode=%s%s",
+		 conn_id(sc->c), sc->ip,
+		 mode == SMTP_MODE_MX ? "mx" : "submission",
+		 implicit_tls ? " tls=implicit" : "");
+	if (!implicit_tls && smtp_conn_start_session(sc) < 0)
+		smtp_conn_close(sc);
+}

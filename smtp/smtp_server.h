@@ -1,0 +1,58 @@
+/* smtp/smtp_server: runs smtp_session over core/conn for accepted
+ * sockets: TLS (implicit or STARTTLS), AUTH through the accounts store
+ * (throttled, on the pool), the submission rate limit, delivery through
+ * smtp_deliver, connection limits, timeouts and the per-connection log
+ * lines. One smtp_server per process, one smtp_worker per loop. */
+#ifndef RINGMAIL_SMTP_SMTP_SERVER_H
+#define RINGMAIL_SMTP_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/events.h"
+#include "core/loop.h"
+#include "core/tls.h"
+#include "smtp/smtp_session.h"
+
+struct accounts;
+struct pool;
+struct ratelimit;
+struct smtp_server;
+struct smtp_worker;
+
+struct smtp_server_opts {
+	const char *hostname;    /* greeting/EHLO; NULL: mail_domain */
+	const char *mail_domain; /* required */
+	uint64_t max_message_size;
+	/* max_smtp_connections: open SMTP connections in all; one client
+	 * address may hold a fifth of them (Postfix
+	 * smtpd_client_connection_count_limit), loopback exempt. */
+	unsigned max_conns;
+	uint64_t timeout_ms;       /* idle timeout (smtp_timeout) */
+	const char *lmtp_socket;   /* Dovecot's LMTP unix socket */
+	struct accounts *accounts; /* required */
+	struct pool *pool;         /* required: authentication runs there */
+	struct ratelimit *rate;    /* NULL: no submission rate limit */
+	const struct events *events;
+};
+
+/* Strings in @o must outlive the server. 0, -EINVAL or -ENOMEM. */
+int smtp_server_new(const struct smtp_server_opts *o, struct smtp_server **s_r);
+void smtp_server_free(struct smtp_server **s);
+/* Open SMTP connections in all workers. */
+unsigned smtp_server_conns(const struct smtp_server *s);
+
+/* Per loop, created and freed on the loop's thread. NULL on error. */
+struct smtp_worker *smtp_worker_new(struct smtp_server *s, struct loop *l);
+/* After every connection of the loop has closed (loop_conn_close_all
+ * and the loop run until empty). */
+void smtp_worker_free(struct smtp_worker **w);
+/* Serve @fd (takes it): @tls is the context of the port, @implicit_tls
+ * for 465/443 (the greeting follows the handshake). */
+void smtp_worker_accept(struct smtp_worker *w, int fd,
+			const struct sockaddr *peer, socklen_t peer_len,
+			enum smtp_mode mode, struct tls_ctx *tls,
+			bool implicit_tls);
+
+#endif

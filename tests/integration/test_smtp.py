@@ -1,0 +1,317 @@
+"""SMTP end to end against Debian's stock Dovecot, which `ringmail serve`
+starts itself: create-on-login over SMTP AUTH, encrypted mail submitted on
+587 (STARTTLS) and 465 (TLS) landing in the recipient's maildir with the
+privacy rewrites, a 523 leaving nothing on disk, the rate limit, MX mail
+on port 25, quota, the unknown-user bounce, and Dovecot stopped -> 451.
+Encrypted mail is real OpenPGP made here with gpg(1) (SKESK + SEIPD).
+Each test runs on each I/O backend."""
+
+import os
+import shutil
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ringmail_harness import Relay, run_tests, tls_client  # noqa: E402
+
+PASSWORD = "correct horse battery"
+
+
+def gpg_armor(payload):
+    """Real OpenPGP: payload encrypted with a passphrase (SKESK + SEIPD),
+    ASCII-armored, CRLF line ends."""
+    home = tempfile.mkdtemp(prefix="ringmail-gpg-")
+    try:
+        r = subprocess.run(
+            ["gpg", "--homedir", home, "--batch", "--quiet", "--armor",
+             "--symmetric", "--pinentry-mode", "loopback", "--passphrase",
+             "secret", "--compress-algo", "none", "--output", "-"],
+            input=payload, capture_output=True, check=True)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return r.stdout.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def encrypted_mail(sender, rcpt, subject="hello", extra=b"", size=200):
+    armor = gpg_armor(os.urandom(size))
+    head = (b"From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            b"Message-ID: <%d@test>\r\n"
+            % (sender.encode(), rcpt.encode(), subject.encode(),
+               time.monotonic_ns()))
+    return (head + extra +
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/encrypted; "
+            b"protocol=\"application/pgp-encrypted\"; boundary=\"XYZ\"\r\n"
+            b"\r\n--XYZ\r\nContent-Type: application/pgp-encrypted\r\n\r\n"
+            b"Version: 1\r\n\r\n--XYZ\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + armor +
+            b"\r\n--XYZ--\r\n")
+
+
+def plain_mail(sender, rcpt):
+    return (b"From: <%s>\r\nTo: <%s>\r\nSubject: plain\r\n\r\nhello\r\n"
+            % (sender.encode(), rcpt.encode()))
+
+
+def submit(relay, port_name, user, sender, rcpts, msg, password=PASSWORD):
+    """Log in (creating the account on first login) and send."""
+    port = relay.ports[port_name]
+    if port_name == "submissions":
+        c = smtplib.SMTP_SSL("127.0.0.1", port, context=tls_client(),
+                             timeout=30)
+    else:
+        c = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        c.starttls(context=tls_client())
+    try:
+        c.ehlo("client.example.net")
+        c.login(user, password)
+        return c.sendmail(sender, rcpts, msg)
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+def login(relay, user):
+    c = smtplib.SMTP_SSL("127.0.0.1", relay.ports["submissions"],
+                         context=tls_client(), timeout=30)
+    c.ehlo("client.example.net")
+    c.login(user, PASSWORD)
+    c.quit()
+
+
+def wait_messages(relay, addr, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = relay.messages(addr)
+        if len(got) >= n:
+            return got
+        time.sleep(0.05)
+    return relay.messages(addr)
+
+
+def test_submission_delivers_with_privacy(backend):
+    r = Relay(backend, dovecot=True).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        extra = (b"Received: from [192.0.2.77] by client\r\n"
+                 b"X-Mailer: Delta Chat\r\nUser-Agent: test\r\n"
+                 b"X-Originating-IP: 192.0.2.77\r\n"
+                 b"DKIM-Signature: v=1; d=example.org; b=xx\r\n")
+        for port in ("submission", "submissions"):
+            msg = encrypted_mail("alice1234@example.org",
+                                 "bobbybob9@example.org", "secret subject",
+                                 extra)
+            refused = submit(r, port, "alice1234@example.org",
+                             "alice1234@example.org",
+                             ["bobbybob9@example.org"], msg)
+            assert refused == {}, refused
+        got = wait_messages(r, "bobbybob9@example.org", 2)
+        assert len(got) == 2, len(got)
+        for m in got:
+            head = m.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+            assert b"Subject: [...]" in head, head
+            for gone in (b"secret subject", b"Received:", b"X-Mailer:",
+                         b"User-Agent:", b"X-Originating-IP:",
+                         b"DKIM-Signature:", b"192.0.2.77", b"127.0.0.1"):
+                assert gone not in m, gone
+            assert b"-----BEGIN PGP MESSAGE-----" in m
+        # The account was created by the first SMTP login.
+        assert r.wait_log("smtp auth user=<alice1234@example.org> "
+                          "result=created")
+        assert r.log_count("Outgoing: Filtering encrypted mail.") == 2
+    finally:
+        r.stop()
+
+
+def test_unencrypted_rejected_leaves_nothing(backend):
+    r = Relay(backend, dovecot=True).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        try:
+            submit(r, "submissions", "alice1234@example.org",
+                   "alice1234@example.org", ["bobbybob9@example.org"],
+                   plain_mail("alice1234@example.org",
+                              "bobbybob9@example.org"))
+            raise AssertionError("cleartext accepted")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 523, e
+            assert b"Encryption Needed" in e.smtp_error, e
+        time.sleep(0.3)
+        for sub in ("new", "cur", "tmp"):
+            assert r.messages("bobbybob9@example.org", sub) == [], sub
+        # MAIL FROM must be the login (553 at RCPT).
+        try:
+            submit(r, "submission", "alice1234@example.org",
+                   "mallory12@example.org", ["bobbybob9@example.org"],
+                   encrypted_mail("mallory12@example.org",
+                                  "bobbybob9@example.org"))
+            raise AssertionError("foreign sender accepted")
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = e.recipients["bobbybob9@example.org"]
+            assert code == 553, (code, text)
+        # A wrong password never changes the account.
+        try:
+            submit(r, "submissions", "alice1234@example.org",
+                   "alice1234@example.org", ["bobbybob9@example.org"],
+                   b"x", password="wrong password!")
+            raise AssertionError("wrong password accepted")
+        except smtplib.SMTPAuthenticationError as e:
+            assert e.smtp_code == 535, e
+    finally:
+        r.stop()
+
+
+def test_rate_limit(backend):
+    r = Relay(backend, dovecot=True,
+              params="max_user_send_per_minute = 1\n"
+                     "max_user_send_burst_size = 3").start()
+    try:
+        login(r, "bobbybob9@example.org")
+        c = smtplib.SMTP_SSL("127.0.0.1", r.ports["submissions"],
+                             context=tls_client(), timeout=30)
+        c.ehlo("client.example.net")
+        c.login("alice1234@example.org", PASSWORD)
+        codes = []
+        for _ in range(5):
+            try:
+                c.sendmail("alice1234@example.org", ["bobbybob9@example.org"],
+                           encrypted_mail("alice1234@example.org",
+                                          "bobbybob9@example.org"))
+                codes.append(250)
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = e.recipients["bobbybob9@example.org"]
+                assert b"4.7.1: Too much mail from" in text, text
+                codes.append(code)
+        c.quit()
+        assert codes == [250, 250, 250, 450, 450], codes
+        assert len(wait_messages(r, "bobbybob9@example.org", 3)) == 3
+    finally:
+        r.stop()
+
+
+def test_mx_incoming(backend):
+    r = Relay(backend, dovecot=True).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
+        c.ehlo("mx.example.net")
+        code, text = c.mail("carol@example.net")
+        assert code == 530, (code, text)
+        assert b"Must issue a STARTTLS command first" in text
+        c.starttls(context=tls_client())
+        c.ehlo("mx.example.net")
+        # New accounts refuse cleartext (enforceE2EEincoming).
+        try:
+            c.sendmail("carol@example.net", ["bobbybob9@example.org"],
+                       plain_mail("carol@example.net",
+                                  "bobbybob9@example.org"))
+            raise AssertionError("cleartext accepted")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 523, e
+        # Relaying is refused.
+        try:
+            c.sendmail("carol@example.net", ["x@elsewhere.net"], b"x")
+            raise AssertionError("relayed")
+        except smtplib.SMTPRecipientsRefused as e:
+            assert e.recipients["x@elsewhere.net"][0] == 554
+        msg = encrypted_mail("carol@example.net", "bobbybob9@example.org",
+                             "kept",
+                             b"DKIM-Signature: v=1; d=example.net; b=yy\r\n"
+                             b"Authentication-Results: x; dkim=pass\r\n")
+        assert c.sendmail("carol@example.net", ["BobbyBob9@example.org"],
+                          msg) == {}
+        c.quit()
+        got = wait_messages(r, "bobbybob9@example.org", 1)
+        assert len(got) == 1
+        m = got[0]
+        # Incoming mail keeps its Subject; the LMTP cleanup still runs.
+        assert b"Subject: kept" in m
+        assert b"DKIM-Signature" not in m
+        assert b"Authentication-Results" not in m
+        assert b"Return-Path: <carol@example.net>" in m
+        assert r.wait_log("Incoming: Filtering encrypted mail.")
+    finally:
+        r.stop()
+
+
+def test_unknown_user_bounce(backend):
+    r = Relay(backend, dovecot=True).start()
+    try:
+        refused = submit(r, "submissions", "alice1234@example.org",
+                         "alice1234@example.org", ["nosuchu42@example.org"],
+                         encrypted_mail("alice1234@example.org",
+                                        "nosuchu42@example.org"))
+        assert refused == {}
+        got = wait_messages(r, "alice1234@example.org", 1)
+        assert len(got) == 1, len(got)
+        b = got[0]
+        assert b"Undelivered" in b and b"nosuchu42@example.org" in b
+        assert b"From: Mail Delivery System <MAILER-DAEMON@example.org>" in b
+        assert b"Auto-Submitted: auto-replied" in b
+        assert b"report-type=delivery-status" in b
+        assert not os.path.exists(os.path.join(r.mail_dir,
+                                               "nosuchu42@example.org"))
+    finally:
+        r.stop()
+
+
+def test_quota(backend):
+    r = Relay(backend, dovecot=True,
+              params="max_mailbox_size = 1M\n"
+                     "max_message_size = 4000000").start()
+    try:
+        login(r, "bobbybob9@example.org")
+        codes = []
+        for _ in range(3):
+            msg = encrypted_mail("alice1234@example.org",
+                                 "bobbybob9@example.org", size=450000)
+            try:
+                submit(r, "submissions", "alice1234@example.org",
+                       "alice1234@example.org", ["bobbybob9@example.org"],
+                       msg)
+                codes.append(250)
+            except smtplib.SMTPDataError as e:
+                assert b"uota" in e.smtp_error, e  # Dovecot's text
+                codes.append(e.smtp_code)
+        assert codes[0] == 250 and codes[-1] >= 500, codes
+        assert len(r.messages("bobbybob9@example.org")) == codes.count(250)
+    finally:
+        r.stop()
+
+
+def test_dovecot_down_gives_451(backend):
+    r = Relay(backend, dovecot=True).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        pid = r.dovecot_pid()
+        assert pid is not None
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 10
+        while r.dovecot_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            submit(r, "submissions", "alice1234@example.org",
+                   "alice1234@example.org", ["bobbybob9@example.org"],
+                   encrypted_mail("alice1234@example.org",
+                                  "bobbybob9@example.org"))
+            raise AssertionError("accepted without Dovecot")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 451, e
+        assert r.messages("bobbybob9@example.org") == []
+    finally:
+        r.stop()
+
+
+if __name__ == "__main__":
+    if not os.access("/usr/sbin/dovecot", os.X_OK):
+        print("SKIP: no /usr/sbin/dovecot")
+        sys.exit(77)
+    run_tests([test_submission_delivers_with_privacy,
+               test_unencrypted_rejected_leaves_nothing, test_rate_limit,
+               test_mx_incoming, test_unknown_user_bounce, test_quota,
+               test_dovecot_down_gives_451])
