@@ -20,8 +20,17 @@ DOMAIN=${RINGMAIL_DOMAIN:-ringmail.localhost}
 ADDR=${RINGMAIL_ADDR:-127.0.0.1}
 if [ "$(id -u)" = 0 ]; then OFF=${RINGMAIL_PORT_OFFSET:-0}; else OFF=${RINGMAIL_PORT_OFFSET:-10000}; fi
 RUN=${RINGMAIL_RUN_DIR:-$ROOT/.run/$DOMAIN}
-mkdir -p "$RUN/data" "$RUN/mail"
-chmod 700 "$RUN"
+mkdir -p "$RUN/data" "$RUN/mail" "$RUN/dovecot"
+# Dovecot's own users must reach the base_dir and the maildirs.
+chmod 755 "$RUN"
+MAIL_USER=
+if [ "$(id -u)" = 0 ]; then
+	# As root the maildirs belong to vmail, as on a chatmail relay.
+	id vmail >/dev/null 2>&1 ||
+		useradd --system --no-create-home --shell /usr/sbin/nologin vmail
+	chown vmail:vmail "$RUN/mail"
+	MAIL_USER=vmail
+fi
 
 if [ ! -f "$RUN/tls.crt" ]; then
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
@@ -50,16 +59,26 @@ data_dir = $RUN/data
 tls_cert = $RUN/tls.crt
 tls_key = $RUN/tls.key
 nocreate_file = $RUN/nocreate
+dovecot_base_dir = $RUN/dovecot
+dovecot_log = $RUN/dovecot.log
+dovecot_mail_user = $MAIL_USER
+dovecot_imap_port = $((10143 + OFF))
 INI
 
 cat <<MSG
 ringmail local relay for $DOMAIN
   config:      $RUN/chatmail.ini   (print it: build/release/ringmail config --config $RUN/chatmail.ini)
-  SMTP (MX):   $(p 25)      submission: $(p 587) STARTTLS, $(p 465) TLS
+  SMTP (MX):   $(p 25) STARTTLS   submission: $(p 587) STARTTLS, $(p 465) TLS
+  Dovecot:     started by ringmail (base_dir $RUN/dovecot, log $RUN/dovecot.log),
+               maildirs in $RUN/mail/<address>/
   IMAP:        $(p 143) STARTTLS, $(p 993) TLS
   HTTPS/ALPN:  $(p 443)     HTTP: $(p 80)
   certificate: self-signed, $RUN/tls.crt (clients: accept it / --insecure)
-  try:         openssl s_client -connect $(p 465) -alpn smtp -quiet
+  accounts:    created on first login (9-character local part, password
+               of 9 or more characters), e.g. user abcdefghi@$DOMAIN
+  client:      Delta Chat -> "use other server" -> advanced: IMAP $(p 993) SSL/TLS,
+               SMTP $(p 465) SSL/TLS, "accept invalid certificates"; only
+               OpenPGP-encrypted mail between accounts is accepted
 Ctrl-C stops the relay.
 MSG
 exec build/release/ringmail serve --config "$RUN/chatmail.ini"
