@@ -437,12 +437,14 @@ static void dovecot_print_protocols(const struct dovecot_ctx *x, FILE *f)
 	fprintf(f, "protocol imap {\n"
 		   "  mail_plugins = $mail_plugins imap_quota\n"
 		   "}\n"
-		   "# The 250 to the SMTP client waits for Dovecot's reply; "
-		   "like chatmail,\n"
-		   "# Dovecot does not fsync deliveries.\n"
+		   "# The 250 to the SMTP client waits for Dovecot's reply, "
+		   "so a 250 means\n"
+		   "# the message is on disk: unlike chatmail (never), LMTP "
+		   "fsyncs each\n"
+		   "# delivery before it answers.\n"
 		   "lmtp_add_received_header = no\n"
 		   "protocol lmtp {\n"
-		   "  mail_fsync = never\n"
+		   "  mail_fsync = optimized\n"
 		   "}\n\n");
 }
 
