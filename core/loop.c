@@ -569,6 +569,8 @@ static void loop_conn_destroy(struct loop_conn *c)
 
 	loop_slot_release(l, &c->obj);
 	l->nconns--;
+	if (c->flags & LOOP_CONN_F_OUTBOUND)
+		l->nconns_out--;
 	loop_outq_free(&c->out);
 	loop_outq_free(&c->queue);
 	buf_free(&c->rx_stash);
@@ -696,7 +698,8 @@ int loop_conn_connect(struct loop *l, const struct sockaddr *addr,
 	}
 	memcpy(c->connect_addr, addr, addr_len);
 	c->connect_len = addr_len;
-	c->flags |= LOOP_CONN_F_CONNECTING;
+	c->flags |= LOOP_CONN_F_CONNECTING | LOOP_CONN_F_OUTBOUND;
+	l->nconns_out++;
 	r = l->ops->conn_attach(c);
 	if (r < 0)
 		goto out;
@@ -834,6 +837,11 @@ struct loop *loop_conn_loop(const struct loop_conn *c)
 unsigned loop_conn_count(const struct loop *l)
 {
 	return l->nconns;
+}
+
+unsigned loop_conn_count_inbound(const struct loop *l)
+{
+	return l->nconns - l->nconns_out;
 }
 
 void loop_conn_close_all(struct loop *l)

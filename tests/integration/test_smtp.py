@@ -8,6 +8,7 @@ Each test runs on each I/O backend."""
 
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 import sys
@@ -126,6 +127,11 @@ def test_submission_delivers_with_privacy(backend):
         assert r.wait_log("smtp auth user=<alice1234@example.org> "
                           "result=created")
         assert r.log_count("Outgoing: Filtering encrypted mail.") == 2
+        # SIGTERM with no client left: the drain does not wait for the
+        # pooled LMTP connections to Dovecot (they are not clients).
+        r.signal(signal.SIGTERM)
+        assert r.wait_log("serve: drained open=0")
+        assert r.wait_exit() == 0
     finally:
         r.stop()
 
