@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,7 +591,12 @@ static struct loop_conn *loop_conn_alloc(struct loop *l, int fd,
 					 loop_conn_fn *fn, void *arg)
 {
 	struct loop_conn *c;
+	int one = 1;
 
+	/* Replies and relayed IMAP lines are small and latency-bound: no
+	 * Nagle delay behind an unacknowledged segment. Fails harmlessly
+	 * (ENOTSUP) on unix sockets. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (l->nconns >= l->max_conns)
 		return NULL;
 	c = calloc(1, sizeof(*c));
