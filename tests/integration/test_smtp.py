@@ -52,6 +52,25 @@ def encrypted_mail(sender, rcpt, subject="hello", extra=b"", size=200):
             b"\r\n--XYZ--\r\n")
 
 
+class pytest_raises:
+    """with pytest_raises(E) as e: ... -> e.value is the E raised."""
+
+    def __init__(self, exc):
+        self.exc = exc
+        self.value = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, value, tb):
+        if typ is None:
+            raise AssertionError("%s not raised" % self.exc.__name__)
+        if not issubclass(typ, self.exc):
+            return False
+        self.value = value
+        return True
+
+
 def plain_mail(sender, rcpt):
     return (b"From: <%s>\r\nTo: <%s>\r\nSubject: plain\r\n\r\nhello\r\n"
             % (sender.encode(), rcpt.encode()))
@@ -292,6 +311,50 @@ def test_quota(backend):
         r.stop()
 
 
+def test_size_limit_edge(backend):
+    """A message of exactly max_message_size is delivered (Dovecot's own
+    per-mail cap must leave room for the headers Dovecot adds, or the
+    client gets 451 forever); one octet more is refused with 552."""
+    limit = 100000
+    r = Relay(backend, dovecot=True,
+              params="max_message_size = %d" % limit).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        base = encrypted_mail("alice1234@example.org",
+                              "bobbybob9@example.org", size=100)
+        pad = b""
+        while len(pad) + len(base) < limit:
+            n = min(limit - len(base) - len(pad), 990)
+            pad += b"X-Pad: " + b"p" * max(n - 9, 0) + b"\r\n"
+        msg = pad + base
+        assert len(msg) == limit, len(msg)
+        refused = submit(r, "submissions", "alice1234@example.org",
+                         "alice1234@example.org", ["bobbybob9@example.org"],
+                         msg)
+        assert refused == {}, refused
+        assert len(r.messages("bobbybob9@example.org")) == 1
+        # One octet over: refused at MAIL when SIZE= says so, and at
+        # the end of DATA when the client does not declare it.
+        over = b"X" + msg
+        with pytest_raises(smtplib.SMTPSenderRefused) as e:
+            submit(r, "submissions", "alice1234@example.org",
+                   "alice1234@example.org", ["bobbybob9@example.org"], over)
+        assert e.value.smtp_code == 552, e.value
+        c = smtplib.SMTP_SSL("127.0.0.1", r.ports["submissions"],
+                             context=tls_client(), timeout=30)
+        try:
+            c.login("alice1234@example.org", PASSWORD)
+            assert c.mail("alice1234@example.org")[0] == 250
+            assert c.rcpt("bobbybob9@example.org")[0] == 250
+            code, text = c.data(over)
+            assert code == 552, (code, text)
+        finally:
+            c.close()
+        assert len(r.messages("bobbybob9@example.org")) == 1
+    finally:
+        r.stop()
+
+
 def test_dovecot_down_gives_451(backend):
     r = Relay(backend, dovecot=True).start()
     try:
@@ -322,4 +385,4 @@ if __name__ == "__main__":
     run_tests([test_submission_delivers_with_privacy,
                test_unencrypted_rejected_leaves_nothing, test_rate_limit,
                test_mx_incoming, test_unknown_user_bounce, test_quota,
-               test_dovecot_down_gives_451])
+               test_size_limit_edge, test_dovecot_down_gives_451])
