@@ -9,6 +9,7 @@ Each test runs on each I/O backend."""
 import os
 import shutil
 import signal
+import socket
 import smtplib
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringmail_harness import Relay, run_tests, tls_client  # noqa: E402
+from ringmail_harness import (Relay, recv_all, run_tests,  # noqa: E402
+                              tls_client)
 
 PASSWORD = "correct horse battery"
 
@@ -355,6 +357,43 @@ def test_size_limit_edge(backend):
         r.stop()
 
 
+def test_connection_limit_and_idle_timeout(backend):
+    """max_smtp_connections: the connection over the limit gets 421 and
+    is closed, and a slot freed by a QUIT is usable again; smtp_timeout:
+    an idle client gets 421 4.4.2 and is closed."""
+    r = Relay(backend, params="max_smtp_connections = 2").start()
+    held = []
+    try:
+        for _ in range(2):
+            c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+            assert c.noop()[0] == 250
+            held.append(c)
+        s = socket.create_connection(("127.0.0.1", r.ports["smtp"]),
+                                     timeout=10)
+        got = recv_all(s)
+        s.close()
+        assert got.startswith(b"421 4.7.0 "), got
+        assert b"too many connections" in got, got
+        held.pop().quit()
+        r.wait_log("reason=closed")
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+        assert c.noop()[0] == 250
+        held.append(c)
+    finally:
+        for c in held:
+            c.close()
+        r.stop()
+    r = Relay(backend, extra="smtp_timeout = 1s").start()
+    try:
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+        assert c.noop()[0] == 250
+        got = recv_all(c.sock, timeout=10)
+        assert got == b"421 4.4.2 Error: timeout exceeded\r\n", got
+        c.close()
+    finally:
+        r.stop()
+
+
 def test_dovecot_down_gives_451(backend):
     r = Relay(backend, dovecot=True).start()
     try:
@@ -385,4 +424,5 @@ if __name__ == "__main__":
     run_tests([test_submission_delivers_with_privacy,
                test_unencrypted_rejected_leaves_nothing, test_rate_limit,
                test_mx_incoming, test_unknown_user_bounce, test_quota,
-               test_size_limit_edge, test_dovecot_down_gives_451])
+               test_size_limit_edge, test_connection_limit_and_idle_timeout,
+               test_dovecot_down_gives_451])
