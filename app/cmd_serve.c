@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/ratelimit.h"
+#include "filter/dkim.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
 #include "smtp/smtp_server.h"
@@ -94,6 +95,7 @@ static int cmd_serve_run(const struct config *cfg)
 	struct pool *pool = NULL;
 	struct ratelimit *rate = NULL;
 	struct smtp_server *smtp = NULL;
+	struct dkim_ctx *dkim = NULL;
 	struct dovecot_settings ds;
 	struct events ev;
 	bool dovecot = false;
@@ -127,6 +129,11 @@ static int cmd_serve_run(const struct config *cfg)
 		log_err("serve: rate limiter: %s", strerror(-r));
 		goto out;
 	}
+	r = dkim_ctx_new(&dkim);
+	if (r < 0) {
+		log_err("serve: libopendkim: %s", strerror(-r));
+		goto out;
+	}
 	if (cfg->dovecot_managed) {
 		if (cmd_serve_dovecot_start(cfg, &ds) < 0)
 			goto out;
@@ -143,6 +150,8 @@ static int cmd_serve_run(const struct config *cfg)
 			.pool = pool,
 			.rate = rate,
 			.events = &ev,
+			.dkim = dkim,
+			.dns_server = cfg->dns_server,
 		};
 
 		r = smtp_server_new(&so, &smtp);
@@ -158,6 +167,7 @@ out:
 	if (pool != NULL)
 		pool_free(&pool); /* drains: no accounts call in flight */
 	smtp_server_free(&smtp);
+	dkim_ctx_free(&dkim);
 	ratelimit_free(&rate);
 	if (acc != NULL)
 		accounts_close(&acc);

@@ -16,6 +16,7 @@
 #include "smtp/smtp_session.h"
 
 struct accounts;
+struct dkim_ctx;
 struct pool;
 struct ratelimit;
 struct smtp_server;
@@ -35,6 +36,11 @@ struct smtp_server_opts {
 	struct pool *pool;         /* required: authentication runs there */
 	struct ratelimit *rate;    /* NULL: no submission rate limit */
 	const struct events *events;
+	/* Port 25 verifies DKIM with it (NULL: no verification); keys
+	 * through dns_server ("ip:port", NULL or "": /etc/resolv.conf). */
+	struct dkim_ctx *dkim;
+	const char *dns_server;
+	uint64_t dkim_timeout_ms; /* per key lookup; 0: 60 s */
 };
 
 /* Strings in @o must outlive the server. 0, -EINVAL or -ENOMEM. */

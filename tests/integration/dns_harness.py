@@ -31,7 +31,7 @@ def free_udp_port():
 
 class DnsServer:
     def __init__(self, txt=None, local=("test", "example.org"),
-                 slow=("slow.test",)):
+                 slow=("slow.test",), ttl=3600):
         """txt: {name: value or [values]}; values longer than 255 are
         split into several strings of one record."""
         self.dir = tempfile.mkdtemp(prefix="ringmail-dns-")
@@ -41,6 +41,7 @@ class DnsServer:
             pass
         os.chmod(self.log, 0o666)  # dnsmasq drops to nobody as root
         self.txt = dict(txt or {})
+        self.ttl = ttl
         self.local = list(local)
         self.slow = list(slow)
         self.proc = None
@@ -60,6 +61,7 @@ class DnsServer:
                 "--no-hosts", "--conf-file=/dev/null",
                 "--listen-address=127.0.0.1", "--bind-interfaces",
                 "--port=%d" % self.port, "--cache-size=0",
+                "--local-ttl=%d" % self.ttl,
                 "--log-facility=%s" % self.log, "--log-queries",
                 "--pid-file="]
         for d in self.local:
