@@ -568,10 +568,12 @@ enum dkim_result dkim_verify_finish(struct dkim_verify *v)
 			continue;
 		}
 		err = dkim_sig_geterror(sig);
+		/* The RSA check failed with this key (a changed body is
+		 * no reason to distrust the key). */
 		if (k != NULL && k->state == DKIM_KEY_FOUND &&
-		    (err == DKIM_SIGERROR_BADSIG ||
-		     dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH))
-			k->failed = err == DKIM_SIGERROR_BADSIG;
+		    err == DKIM_SIGERROR_BADSIG &&
+		    dkim_sig_getbh(sig) != DKIM_SIGBH_MISMATCH)
+			k->failed = true;
 		if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH)
 			v->detail = "body hash mismatch";
 		else if (err != DKIM_SIGERROR_UNKNOWN &&
