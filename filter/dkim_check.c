@@ -282,3 +282,52 @@ void dkim_check_detach(struct dkim_check *job)
 	if (job != NULL)
 		job->done = NULL;
 }
+
+/* ---- signing ---- */
+
+struct dkim_sign_job {
+	const struct dkim_signer *s;
+	const uint8_t *msg;
+	size_t len;
+	dkim_sign_done_fn *done;
+	void *arg;
+	int err;
+	char *hdr;
+	size_t hdr_len;
+};
+
+static void dkim_sign_work(void *arg)
+{
+	struct dkim_sign_job *j = arg;
+
+	j->err = dkim_signer_sign(j->s, j->msg, j->len, &j->hdr, &j->hdr_len);
+}
+
+static void dkim_sign_done(void *arg)
+{
+	struct dkim_sign_job *j = arg;
+
+	j->done(j->err, j->hdr, j->hdr_len, j->arg);
+	free(j);
+}
+
+int dkim_sign_start(struct pool *pool, struct loop *origin,
+		    const struct dkim_signer *s, const uint8_t *msg, size_t len,
+		    dkim_sign_done_fn *done, void *arg)
+{
+	struct dkim_sign_job *j;
+	int r;
+
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->s = s;
+	j->msg = msg;
+	j->len = len;
+	j->done = done;
+	j->arg = arg;
+	r = pool_submit(pool, origin, dkim_sign_work, dkim_sign_done, j);
+	if (r < 0)
+		free(j);
+	return r;
+}

@@ -7,6 +7,7 @@
 #ifndef RINGMAIL_FILTER_DKIM_CHECK_H
 #define RINGMAIL_FILTER_DKIM_CHECK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "filter/dkim.h"
@@ -45,6 +46,19 @@ int dkim_check_start(struct dkim_checker *ck, struct dkim_verify *v,
 		     struct dkim_check **job_r);
 /* The caller is gone: no callback; the check ends by itself. */
 void dkim_check_detach(struct dkim_check *job);
+
+/* ---- signing off the loop ---- */
+
+/* @hdr: the malloc'd DKIM-Signature field (the callee frees it), or NULL
+ * with @err < 0. */
+typedef void dkim_sign_done_fn(int err, char *hdr, size_t hdr_len, void *arg);
+/* Sign @msg (the caller keeps it alive until @done) on @pool; @done runs
+ * on @origin's thread, never from inside this call. For what leaves with
+ * a From domain of @s (bounces, and outbound mail in the federation
+ * issue). 0 or -errno. */
+int dkim_sign_start(struct pool *pool, struct loop *origin,
+		    const struct dkim_signer *s, const uint8_t *msg, size_t len,
+		    dkim_sign_done_fn *done, void *arg);
 
 #ifdef __cplusplus
 }

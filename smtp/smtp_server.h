@@ -17,6 +17,7 @@
 
 struct accounts;
 struct dkim_ctx;
+struct dkim_signer;
 struct pool;
 struct ratelimit;
 struct smtp_server;
@@ -41,6 +42,11 @@ struct smtp_server_opts {
 	struct dkim_ctx *dkim;
 	const char *dns_server;
 	uint64_t dkim_timeout_ms; /* per key lookup; 0: 60 s */
+	/* The relay's signing key (NULL: IP-only relay or no key file):
+	 * for what leaves with From @mail_domain through
+	 * dkim_sign_start. Local mail and local bounces are not signed:
+	 * the signature would be stripped before LMTP (spec E.2). */
+	const struct dkim_signer *signer;
 };
 
 /* Strings in @o must outlive the server. 0, -EINVAL or -ENOMEM. */

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringmail_harness import Relay, run_tests, tls_client  # noqa: E402
+from ringmail_harness import BIN, Relay, run_tests, tls_client  # noqa: E402
 import dns_harness  # noqa: E402
 
 try:
@@ -239,9 +239,16 @@ class PeerDomain:
 
 def test_mx_incoming(backend):
     peer = PeerDomain()
+    # The relay's own signing key, made by `ringmail dkim keygen`.
+    own_key = os.path.join(peer.dir, "own.private")
+    subprocess.run([BIN, "dkim", "--domain", "example.org", "--key",
+                    own_key, "keygen"], check=True, capture_output=True)
     r = Relay(backend, dovecot=True,
-              extra="dns_server = %s" % peer.dns.server).start()
+              extra="dns_server = %s\ndkim_key_file = %s" %
+              (peer.dns.server, own_key)).start()
     try:
+        assert r.wait_log("serve: dkim signing domain=example.org "
+                          "selector=opendkim key=" + own_key)
         login(r, "bobbybob9@example.org")
         c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
         c.ehlo("mx.example.net")
@@ -291,14 +298,39 @@ def test_mx_incoming(backend):
             b"Authentication-Results: x; dkim=pass\r\n"))
         assert c.sendmail("carol@example.net", ["BobbyBob9@example.org"],
                           msg) == {}
+        # From a domain literal (an IP-only relay): no DKIM to check.
+        lit = encrypted_mail("carol@[127.0.0.1]", "bobbybob9@example.org",
+                             "literal")
+        assert c.sendmail("carol@[127.0.0.1]", ["bobbybob9@example.org"],
+                          lit) == {}
+        # A client that leaves while its key lookup hangs (the DNS of
+        # peer.slow.test never answers): the check is dropped with it.
+        gone = r.log_count("smtp disconnect")
+        c2 = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
+        c2.starttls(context=tls_client())
+        c2.ehlo("mx.peer.slow.test")
+        assert c2.mail("carol@peer.slow.test")[0] == 250
+        assert c2.rcpt("bobbybob9@example.org")[0] == 250
+        assert c2.docmd("DATA")[0] == 354
+        c2.send(peer.sign(encrypted_mail("carol@peer.slow.test",
+                                         "bobbybob9@example.org", "slow"),
+                          domain="peer.slow.test") + b".\r\n")
+        r.wait_log("-> wait-dkim")
+        c2.close()
+        deadline = time.monotonic() + 10
+        while r.log_count("smtp disconnect") == gone and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r.log_count("smtp disconnect") > gone
         # The key is cached: a second message needs no second lookup.
         assert c.sendmail("carol@example.net", ["bobbybob9@example.org"],
                           peer.sign(encrypted_mail(
                               "carol@example.net",
                               "bobbybob9@example.org", "again"))) == {}
         c.quit()
-        got = wait_messages(r, "bobbybob9@example.org", 2)
-        assert len(got) == 2
+        got = wait_messages(r, "bobbybob9@example.org", 3)
+        assert len(got) == 3, len(got)
+        assert not any(b"Subject: slow" in g for g in got)
         m = [g for g in got if b"Subject: kept" in g][0]
         # Incoming mail keeps its Subject; the LMTP cleanup still runs.
         assert b"Subject: kept" in m

@@ -18,7 +18,10 @@
 
 #include "core/dns_parse.h"
 #include "filter/dkim.h"
+#include "core/loop.h"
+#include "core/pool.h"
 #include "filter/dkim_cache.h"
+#include "filter/dkim_check.h"
 #include "filter/dkim_key.h"
 #include "testutil.h"
 
@@ -506,6 +509,132 @@ static void test_dns_parse(void **state)
 	assert_int_equal(a.skip, 20 - DNS_TXT_MAX);
 }
 
+/* ---- the async halves on a real loop and pool ---- */
+
+struct async_res {
+	bool done;
+	int err;
+	enum dkim_result res;
+	char *hdr;
+	size_t hdr_len;
+};
+
+static void async_signed(int err, char *hdr, size_t hdr_len, void *arg)
+{
+	struct async_res *a = arg;
+
+	a->done = true;
+	a->err = err;
+	a->hdr = hdr;
+	a->hdr_len = hdr_len;
+}
+
+static void async_checked(enum dkim_result res, const char *detail, void *arg)
+{
+	struct async_res *a = arg;
+
+	(void)detail;
+	a->done = true;
+	a->res = res;
+}
+
+static void async_wait(struct loop *l, struct async_res *a)
+{
+	for (int i = 0; i < 2000 && !a->done; i++)
+		assert_true(loop_run_once(l, 50) >= 0);
+	assert_true(a->done);
+}
+
+static struct dkim_verify *ended(const char *msg)
+{
+	struct dkim_verify *v;
+
+	assert_int_equal(dkim_verify_new(fx.ctx, &v), 0);
+	dkim_verify_feed(v, (const uint8_t *)msg, strlen(msg));
+	assert_int_equal(dkim_verify_end(v, "peer.test"), DKIM_RES_PASS);
+	return v;
+}
+
+static void test_async(void **state)
+{
+	enum loop_backend be[2];
+	int nb = testutil_backends(be);
+
+	(void)state;
+	for (int b = 0; b < nb; b++) {
+		struct loop_opts lo = {.backend = be[b]};
+		struct dkim_checker *ck;
+		struct async_res a;
+		struct loop *l;
+		struct pool *p;
+		char *m;
+		const char *name = "sel._domainkey.peer.test";
+
+		assert_int_equal(loop_new(&lo, &l), 0);
+		assert_int_equal(pool_new(1, &p), 0);
+		/* Signing on the pool. */
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(
+			dkim_sign_start(p, l, fx.sa, (const uint8_t *)test_msg,
+					strlen(test_msg), async_signed, &a),
+			0);
+		assert_false(a.done);
+		async_wait(l, &a);
+		assert_int_equal(a.err, 0);
+		m = malloc(a.hdr_len + sizeof(test_msg));
+		memcpy(m, a.hdr, a.hdr_len);
+		memcpy(m + a.hdr_len, test_msg, sizeof(test_msg));
+		free(a.hdr);
+		assert_int_equal(verify(m, 0, "peer.test", fx.rec_a,
+					DKIM_KEY_FOUND, NULL),
+				 DKIM_RES_PASS);
+		/* Discard port: nothing answers, a lookup fails at once. */
+		assert_int_equal(
+			dkim_checker_new(l, p, "127.0.0.1:9", 2000, &ck), 0);
+		/* The key in the cache: no DNS at all. */
+		dkim_cache_put(dkim_checker_cache(ck), name, fx.rec_a, 60,
+			       loop_now_ms(l));
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(
+			dkim_check_start(ck, ended(m), async_checked, &a, NULL),
+			0);
+		assert_false(a.done);
+		async_wait(l, &a);
+		assert_int_equal(a.res, DKIM_RES_PASS);
+		assert_non_null(dkim_cache_get(dkim_checker_cache(ck), name,
+					       loop_now_ms(l)));
+		/* A cached key the signature fails with leaves the cache. */
+		dkim_cache_put(dkim_checker_cache(ck), name, fx.rec_b, 60,
+			       loop_now_ms(l));
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(
+			dkim_check_start(ck, ended(m), async_checked, &a, NULL),
+			0);
+		async_wait(l, &a);
+		assert_int_equal(a.res, DKIM_RES_FAIL);
+		assert_null(dkim_cache_get(dkim_checker_cache(ck), name,
+					   loop_now_ms(l)));
+		/* Not cached and DNS unreachable: temporary failure. */
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(
+			dkim_check_start(ck, ended(m), async_checked, &a, NULL),
+			0);
+		async_wait(l, &a);
+		assert_int_equal(a.res, DKIM_RES_TEMPFAIL);
+		/* Freed with a check in flight: no callback, no leak. */
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(
+			dkim_check_start(ck, ended(m), async_checked, &a, NULL),
+			0);
+		dkim_checker_free(&ck);
+		assert_int_equal(loop_run_once(l, 0) >= 0, 1);
+		assert_false(a.done);
+		free(m);
+		pool_free(&p);
+		loop_free(&l);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_record_select),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_dns_parse),
+		cmocka_unit_test(test_async),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
