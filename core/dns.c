@@ -24,7 +24,7 @@
 #define DNS_TIMEOUT_DEFAULT 60000
 /* c-ares's own per-try timeout and tries; the query deadline caps it. */
 #define DNS_TRY_MS 3000
-#define DNS_TRIES  4
+#define DNS_TRIES  5 /* 3+6+12+24+48 s: past the 60 s deadline */
 
 struct dns_sock {
 	int fd; /* -1: free */
