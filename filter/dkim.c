@@ -483,6 +483,12 @@ enum dkim_result dkim_verify_end(struct dkim_verify *v, const char *from_domain)
 			dkim_sig_ignore(sigs[i]);
 			continue;
 		}
+		/* Each costs a key decode and an RSA check on the pool: a
+		 * message cannot make us do more than a few. */
+		if (aligned >= DKIM_KEYS_MAX) {
+			dkim_sig_ignore(sigs[i]);
+			continue;
+		}
 		aligned++;
 		dkim_key_add(v, sel, dom);
 	}

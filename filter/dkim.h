@@ -32,7 +32,8 @@ struct dkim_ctx;
 struct dkim_signer;
 struct dkim_verify;
 
-/* Keys looked up per message (one per distinct aligned selector). */
+/* Aligned signatures verified per message, and so keys looked up (one
+ * per distinct selector among them); further ones are ignored. */
 #define DKIM_KEYS_MAX 8
 /* A key record as libopendkim takes it (its BUFRSZ). */
 #define DKIM_RECORD_MAX 1024

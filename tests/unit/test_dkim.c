@@ -253,6 +253,32 @@ static void test_verdicts(void **state)
 		verify(x, 0, "peer.test", fx.rec_a, DKIM_KEY_FOUND, NULL),
 		DKIM_RES_PASS);
 	free(x);
+	/* Past DKIM_KEYS_MAX aligned signatures the rest are ignored: ten
+	 * broken ones in front hide a good one. */
+	x = strdup(m);
+	for (int i = 0; i < 10; i++) {
+		char *y = sign(fx.sa, test_msg);
+		size_t yl, xl = strlen(x);
+		char *z, *b;
+
+		/* y's signature field, its b= value changed, before x. */
+		y[strstr(y, "\r\nFrom:") - y + 2] = '\0';
+		b = strstr(y, "\tb=");
+		assert_non_null(b);
+		b += 3;
+		*b = *b == 'A' ? 'B' : 'A';
+		yl = strlen(y);
+		z = malloc(yl + xl + 1);
+		memcpy(z, y, yl);
+		memcpy(z + yl, x, xl + 1);
+		free(x);
+		free(y);
+		x = z;
+	}
+	assert_int_equal(
+		verify(x, 0, "peer.test", fx.rec_a, DKIM_KEY_FOUND, NULL),
+		DKIM_RES_FAIL);
+	free(x);
 	/* A broken extra signature field does no harm either. */
 	x = replace(m, "From: Alice",
 		    "DKIM-Signature: v=1; d=peer.test; b=yy\r\nFrom: Alice");
