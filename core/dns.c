@@ -41,10 +41,17 @@ struct dns_resolver {
 	struct loop_timer timer; /* ares_timeout() */
 	struct dns_sock socks[DNS_SOCKS_MAX];
 	unsigned pending;
+	struct dns_query *queries; /* every query not yet freed */
+	/* ares_query may call back before it returns: then that query
+	 * is reported from a timer instead (never from inside the call). */
+	struct dns_query *calling;
+	bool called;
+	int called_status;
 };
 
 struct dns_query {
 	struct dns_resolver *r;
+	struct dns_query *next, **pprev;
 	dns_txt_fn *fn; /* NULL once reported or cancelled */
 	void *arg;
 	struct loop_timer deadline;
@@ -79,6 +86,8 @@ const char *dns_status_name(enum dns_status st)
 	}
 	return "?";
 }
+
+static void dns_query_free(struct dns_query *q);
 
 static void dns_rearm(struct dns_resolver *r)
 {
@@ -221,6 +230,9 @@ void dns_resolver_free(struct dns_resolver **rp)
 	loop_timer_disarm(r->loop, &r->timer);
 	if (r->channel_ok)
 		ares_destroy(r->ch); /* runs every callback: EDESTRUCTION */
+	/* What c-ares did not hold: failures waiting for their timer. */
+	while (r->queries != NULL)
+		dns_query_free(r->queries);
 	for (unsigned i = 0; i < DNS_SOCKS_MAX; i++) {
 		if (r->socks[i].fd >= 0)
 			loop_poll_remove(&r->socks[i].poll);
@@ -236,6 +248,9 @@ unsigned dns_resolver_pending(const struct dns_resolver *r)
 
 static void dns_query_free(struct dns_query *q)
 {
+	*q->pprev = q->next;
+	if (q->next != NULL)
+		q->next->pprev = q->pprev;
 	loop_timer_disarm(q->r->loop, &q->deadline);
 	loop_timer_disarm(q->r->loop, &q->later);
 	q->r->pending--;
@@ -262,6 +277,11 @@ static void dns_ares_cb(void *arg, int status, int timeouts,
 
 	(void)timeouts;
 	q->in_ares = false;
+	if (q == q->r->calling) {
+		q->r->called = true;
+		q->r->called_status = status;
+		return;
+	}
 	if (q->fn == NULL || status == ARES_EDESTRUCTION || q->r->destroying) {
 		dns_query_free(q);
 		return;
@@ -333,32 +353,25 @@ int dns_txt_lookup(struct dns_resolver *r, const char *name,
 	loop_timer_init(&q->deadline, dns_deadline_cb, q);
 	loop_timer_init(&q->later, dns_later_cb, q);
 	r->pending++;
+	q->next = r->queries;
+	if (r->queries != NULL)
+		r->queries->pprev = &q->next;
+	r->queries = q;
+	q->pprev = &r->queries;
 	q->in_ares = true;
-	/* c-ares may call back from inside ares_query (a cached failure,
-	 * no server): dns_ares_cb then reports through q->later below. */
-	q->later_st = DNS_TEMPFAIL;
-	{
-		dns_txt_fn *keep = q->fn;
-
-		q->fn = NULL; /* nothing reported from inside */
-		ares_query(r->ch, name, ns_c_in, ns_t_txt, dns_ares_cb, q);
-		if (!q->in_ares) {
-			/* Finished (and freed) inside: report later. */
-			q = calloc(1, sizeof(*q));
-			if (q == NULL)
-				return -ENOMEM;
-			q->r = r;
-			q->fn = keep;
-			q->arg = arg;
-			loop_timer_init(&q->deadline, dns_deadline_cb, q);
-			loop_timer_init(&q->later, dns_later_cb, q);
-			r->pending++;
-			q->later_st = DNS_TEMPFAIL;
-			loop_timer_arm(r->loop, &q->later, 0);
-			*q_r = q;
-			return 0;
-		}
-		q->fn = keep;
+	r->calling = q;
+	r->called = false;
+	ares_query(r->ch, name, ns_c_in, ns_t_txt, dns_ares_cb, q);
+	r->calling = NULL;
+	if (r->called) {
+		/* Failed inside ares_query (no server, bad name, ...). */
+		q->later_st = r->called_status == ARES_ENOTFOUND ||
+					      r->called_status == ARES_ENODATA
+				      ? DNS_NOTFOUND
+				      : DNS_TEMPFAIL;
+		loop_timer_arm(r->loop, &q->later, 0);
+		*q_r = q;
+		return 0;
 	}
 	loop_timer_arm(r->loop, &q->deadline,
 		       timeout_ms != 0 ? timeout_ms : DNS_TIMEOUT_DEFAULT);

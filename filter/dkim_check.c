@@ -264,6 +264,12 @@ int dkim_check_start(struct dkim_checker *ck, struct dkim_verify *v,
 		r = dns_txt_lookup(ck->dns, dkim_verify_key_name(v, i),
 				   ck->timeout_ms, dkim_check_dns_cb,
 				   &j->keys[i], &j->keys[i].q);
+		if (r == -EINVAL) {
+			/* No DNS name (too long): no such key. */
+			dkim_verify_set_key(v, i, DKIM_KEY_NOTFOUND, NULL);
+			j->waiting--;
+			continue;
+		}
 		if (r < 0) {
 			j->done = NULL;
 			dkim_check_free(j);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "core/dns.h"
 #include "core/dns_parse.h"
 #include "filter/dkim.h"
 #include "core/loop.h"
@@ -571,6 +572,16 @@ static void async_wait(struct loop *l, struct async_res *a)
 	assert_true(a->done);
 }
 
+static void async_dns(enum dns_status st, const struct dns_txt_answer *ans,
+		      void *arg)
+{
+	struct async_res *a = arg;
+
+	(void)ans;
+	a->done = true;
+	a->err = (int)st;
+}
+
 static struct dkim_verify *ended(const char *msg)
 {
 	struct dkim_verify *v;
@@ -598,6 +609,40 @@ static void test_async(void **state)
 
 		assert_int_equal(loop_new(&lo, &l), 0);
 		assert_int_equal(pool_new(1, &p), 0);
+		/* core/dns: a name c-ares refuses at once is still reported
+		 * later, from the loop; a resolver freed with queries in
+		 * flight or waiting calls nobody back. */
+		{
+			struct dns_resolver *r;
+			struct dns_query *q, *q2;
+
+			assert_int_equal(dns_resolver_new(l, "127.0.0.1:9", &r),
+					 0);
+			assert_int_equal(dns_resolver_new(l, "nonsense", &r),
+					 -22);
+			assert_int_equal(dns_resolver_new(l, "127.0.0.1:9", &r),
+					 0);
+			memset(&a, 0, sizeof(a));
+			assert_int_equal(dns_txt_lookup(r, "bad..name", 0,
+							async_dns, &a, &q),
+					 0);
+			assert_false(a.done);
+			async_wait(l, &a);
+			assert_int_equal(a.err, DNS_TEMPFAIL);
+			memset(&a, 0, sizeof(a));
+			assert_int_equal(dns_txt_lookup(r, "x.test", 0,
+							async_dns, &a, &q),
+					 0);
+			assert_int_equal(dns_txt_lookup(r, "bad..name", 0,
+							async_dns, &a, &q2),
+					 0);
+			assert_int_equal(dns_resolver_pending(r), 2);
+			dns_query_cancel(&q2);
+			assert_null(q2);
+			dns_resolver_free(&r);
+			assert_int_equal(loop_run_once(l, 0) >= 0, 1);
+			assert_false(a.done);
+		}
 		/* Signing on the pool. */
 		memset(&a, 0, sizeof(a));
 		assert_int_equal(
