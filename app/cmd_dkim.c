@@ -228,6 +228,10 @@ static int cmd_dkim_verify(const struct cmd_dkim_opts *o)
 	if (getenv("RINGMAIL_IO_BACKEND") != NULL &&
 	    loop_backend_parse(getenv("RINGMAIL_IO_BACKEND"), &lo.backend) < 0)
 		lo.backend = LOOP_BACKEND_AUTO;
+	/* As serve's uring_profile = debian12 (CI runs the tests so). */
+	lo.uring_debian12 =
+		getenv("RINGMAIL_URING_PROFILE") != NULL &&
+		strcmp(getenv("RINGMAIL_URING_PROFILE"), "debian12") == 0;
 	r = cmd_dkim_read_stdin(&msg, &len);
 	if (r == 0)
 		r = cmd_dkim_crlf(&msg, &len);
