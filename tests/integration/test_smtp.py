@@ -207,7 +207,7 @@ def test_rate_limit(backend):
 class PeerDomain:
     """A peer relay's DKIM: an RSA key (openssl), its record in dnsmasq."""
 
-    def __init__(self, domain="example.net", selector="opendkim"):
+    def __init__(self, domain="example.net", selector="opendkim", ttl=3600):
         self.dir = tempfile.mkdtemp(prefix="ringmail-peer-")
         self.key = os.path.join(self.dir, "peer.key")
         subprocess.run(["openssl", "genrsa", "-out", self.key, "2048"],
@@ -220,7 +220,7 @@ class PeerDomain:
         self.dns = dns_harness.DnsServer(
             {"%s._domainkey.%s" % (selector, domain):
              "v=DKIM1;k=rsa;p=%s;s=email;t=s" % p},
-            local=("test", domain)).start()
+            local=("test", domain), ttl=ttl).start()
 
     def sign(self, msg, domain=None):
         with open(self.key, "rb") as f:
@@ -349,6 +349,30 @@ def test_mx_incoming(backend):
         peer.close()
 
 
+def test_mx_dkim_ttl(backend):
+    """A key served with TTL 0 is not cached: each message looks it up."""
+    peer = PeerDomain(ttl=0)
+    r = Relay(backend, dovecot=True,
+              extra="dns_server = %s" % peer.dns.server).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
+        c.starttls(context=tls_client())
+        c.ehlo("mx.example.net")
+        for i in range(2):
+            assert c.sendmail("carol@example.net", ["bobbybob9@example.org"],
+                              peer.sign(encrypted_mail(
+                                  "carol@example.net",
+                                  "bobbybob9@example.org", "t%d" % i))) == {}
+        c.quit()
+        assert len(wait_messages(r, "bobbybob9@example.org", 2)) == 2
+        assert peer.dns.queries().count(
+            "opendkim._domainkey.example.net") == 2, peer.dns.queries()
+    finally:
+        r.stop()
+        peer.close()
+
+
 def test_unknown_user_bounce(backend):
     r = Relay(backend, dovecot=True).start()
     try:
@@ -426,5 +450,6 @@ if __name__ == "__main__":
         sys.exit(77)
     run_tests([test_submission_delivers_with_privacy,
                test_unencrypted_rejected_leaves_nothing, test_rate_limit,
-               test_mx_incoming, test_unknown_user_bounce, test_quota,
+               test_mx_incoming, test_mx_dkim_ttl, test_unknown_user_bounce,
+               test_quota,
                test_dovecot_down_gives_451])
