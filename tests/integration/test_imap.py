@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -63,6 +64,19 @@ class Raw:
             out.append(ln)
             if ln.startswith(tag + b" "):
                 return out
+
+    def until_tags(self, tags):
+        """Lines up to the tagged replies of all @tags (Dovecot may answer
+        pipelined commands out of order); {tag: reply}, all lines."""
+        want, got, lines = set(tags), {}, []
+        while want:
+            ln = self.line()
+            lines.append(ln)
+            t = ln.split(b" ", 1)[0]
+            if t in want:
+                want.discard(t)
+                got[t] = ln
+        return got, lines
 
     def cmd(self, tag, text):
         self.send(tag + b" " + text + b"\r\n")
@@ -346,10 +360,12 @@ def test_idle(backend):
                b"(SUBJECT)])\r\n")
         got = c.until_tagged(b"i2")
         assert got[-1].startswith(b"i2 OK"), got
-        assert c.until_tagged(b"n1")[-1].startswith(b"n1 OK")
-        got = c.until_tagged(b"f1")
-        assert got[-1].startswith(b"f1 OK"), got
-        assert b"Subject: [...]" in b"".join(got), got
+        tagged, lines = c.until_tags([b"n1", b"f1"])
+        assert tagged[b"n1"].startswith(b"n1 OK"), lines
+        assert tagged[b"f1"].startswith(b"f1 OK"), lines
+        assert b"Subject: [...]" in b"".join(lines), lines
+        for ln in lines:
+            assert ln.split(b" ", 1)[0] in (b"*", b"n1", b"f1"), lines
         # A literal in a relayed command (APPEND with {n}).
         msg = b"Subject: x\r\n\r\nhi\r\n"
         c.send(b"p1 APPEND INBOX {%d}\r\n" % len(msg))
@@ -357,29 +373,40 @@ def test_idle(backend):
         c.send(msg + b"\r\n")
         got = c.until_tagged(b"p1")
         assert got[-1].startswith(b"p1 OK"), got
-        # DONE racing with deliveries: no stray tagged or "+" line.
-        for round_ in range(8):
+        # DONE racing with deliveries: no stray tagged or "+" line. The
+        # mail (real gpg output) and the SMTP sessions are ready before.
+        import smtplib
+        senders = []
+        for k in range(8):
+            who = "racer%04d@example.org" % k
+            s = smtplib.SMTP_SSL("127.0.0.1", r.ports["submissions"],
+                                 context=tls_client(), timeout=30)
+            s.login(who, PASSWORD)
+            senders.append((s, who, encrypted_mail(who, rcpt)))
+        for round_, (s, who, msg) in enumerate(senders):
             tag = b"r%d" % round_
             c.send(tag + b" IDLE\r\n")
             assert c.line().startswith(b"+ ")
-            threading.Thread(target=deliver, args=(r, rcpt)).start()
-            time.sleep(0.005 * round_)
+            th = threading.Thread(target=s.sendmail, args=(who, [rcpt], msg))
+            th.start()
+            time.sleep(0.002 * round_)
             c.send(b"DONE\r\n")
             got = c.until_tagged(tag)
             assert got[-1].startswith(tag + b" OK"), got
             for ln in got[:-1]:
                 assert ln.startswith(b"* "), (round_, got)
+            th.join(30)
             got = c.cmd(tag + b"n", b"NOOP")
             assert got[-1].startswith(tag + b"n OK"), got
             for ln in got[:-1]:
                 assert ln.startswith(b"* "), (round_, got)
-        # Let the racing deliveries land, then everything is counted.
-        time.sleep(1)
+            s.quit()
         got = c.cmd(b"st", b"STATUS INBOX (MESSAGES)")
         assert b"(MESSAGES 11)" in got[0], got
+        assert r.log_count("imap wake user=<%s>" % rcpt) >= 2
         c.cmd(b"z", b"LOGOUT")
         c.close()
-        assert r.log_count("imap disconnect") >= 1
+        r.wait_log("imap disconnect from=127.0.0.1 user=<%s>" % rcpt)
     finally:
         r.stop()
 
@@ -425,6 +452,33 @@ def test_dovecot_restart_under_idle(backend):
                     PASSWORD.encode())
         assert got[-1].startswith(b"a NO [UNAVAILABLE]"), got
         d.close()
+        # Dovecot comes back (same config, same master secret): logins
+        # and instant IDLE work again without restarting ringmail.
+        deadline = time.monotonic() + 20
+        while r.dovecot_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subprocess.run([os.environ.get("RINGMAIL_DOVECOT_BIN",
+                                       "/usr/sbin/dovecot"), "-c",
+                        os.path.join(r.dovecot_base,
+                                     "ringmail-dovecot.conf")],
+                       check=True)
+        with open(r.cfg) as f:
+            dport = int(re.search(r"dovecot_imap_port = (\d+)",
+                                  f.read()).group(1))
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", dport),
+                                         timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        c = login(r, "restarts1@example.org")
+        idle_start(c)
+        deliver(r, "restarts1@example.org")
+        wait_line(c, lambda l: l == b"* 1 EXISTS", "exists after restart")
+        c.send(b"DONE\r\n")
+        assert c.until_tagged(b"i1")[-1].startswith(b"i1 OK")
+        c.close()
     finally:
         r.stop()
 
