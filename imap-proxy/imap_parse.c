@@ -83,11 +83,11 @@ static void imap_parse_lit(struct imap_parser *p, uint8_t ch)
 		return;
 	case '+':
 		p->lit = p->lit == L_DIGITS ? L_PLUS : L_NONE;
+		p->lit_plus = p->lit == L_PLUS;
 		return;
 	case '}':
 		p->lit = (p->lit == L_DIGITS || p->lit == L_PLUS) ? L_CLOSE
 								  : L_NONE;
-		p->lit_plus = p->lit == L_CLOSE && p->lit_plus;
 		return;
 	case '\r':
 		p->lit = p->lit == L_CLOSE ? L_CR : L_NONE;
@@ -183,8 +183,12 @@ enum imap_parse_status imap_parse(struct imap_parser *p, const uint8_t *data,
 			p->state = S_SKIP;
 			continue;
 		}
-		if (ch == '\0' && !p->server)
-			p->error = IMAP_PERR_SYNTAX;
+		if (ch == '\0') {
+			/* Never inside the tag or name strings. */
+			if (!p->server)
+				p->error = IMAP_PERR_SYNTAX;
+			ch = '?';
+		}
 		switch (p->state) {
 		case S_TAG:
 			if (ch == ' ') {

@@ -178,7 +178,8 @@ def test_capabilities_and_login(backend):
         assert c.line().startswith(b"+ ")
         c.send(user + b" {%d+}\r\n" % len(PASSWORD) + PASSWORD.encode() +
                b"\r\n")
-        assert c.until_tagged(b"a3")[-1].startswith(b"a3 OK ")
+        got = c.until_tagged(b"a3")
+        assert got == [got[-1]] and got[-1].startswith(b"a3 OK "), got
         c.close()
         # A literal over the pre-auth limit is refused, the session lives.
         c = Raw(r.ports["imaps"])
