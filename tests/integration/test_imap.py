@@ -412,6 +412,62 @@ def test_idle(backend):
         r.stop()
 
 
+def dovecot_children(relay):
+    """Process titles of the children of the Dovecot serve started."""
+    master, out = relay.dovecot_pid(), []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != master:
+                continue
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                out.append(f.read().split(b"\0")[0].decode())
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def wait_hibernated(relay):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        kids = dovecot_children(relay)
+        if any(k.endswith("/imap-hibernate") for k in kids) and \
+                not any(k.endswith("/imap") for k in kids):
+            return
+        time.sleep(0.1)
+    raise AssertionError("not hibernated: %r" % dovecot_children(relay))
+
+
+def test_idle_hibernated(backend):
+    r = Relay(backend, dovecot=True,
+              extra="imap_hibernate_timeout = 1s").start()
+    try:
+        rcpt = "hibernat1@example.org"
+        c = login(r, rcpt)
+        idle_start(c)
+        wait_hibernated(r)
+        deliver(r, rcpt)
+        wait_line(c, lambda l: l == b"* 1 EXISTS", "exists, hibernated")
+        wait_hibernated(r)
+        # Two deliveries in a row while hibernated.
+        deliver(r, rcpt)
+        deliver(r, rcpt)
+        wait_line(c, lambda l: l == b"* 3 EXISTS", "exists 3")
+        c.send(b"DONE\r\n")
+        got = c.until_tagged(b"i1")
+        assert got[-1].startswith(b"i1 OK"), got
+        for ln in got[:-1]:
+            assert ln.startswith(b"* "), got
+        got = c.cmd(b"n", b"NOOP")
+        assert got == [got[-1]] and got[-1].startswith(b"n OK"), got
+        c.close()
+    finally:
+        r.stop()
+
+
 def test_alpn_imap_on_443(backend):
     r = imap_relay(backend)
     try:
@@ -487,4 +543,5 @@ def test_dovecot_restart_under_idle(backend):
 if __name__ == "__main__":
     run_tests([test_capabilities_and_login, test_starttls_required_on_143,
                test_parallel_first_logins, test_metadata, test_idle,
-               test_alpn_imap_on_443, test_dovecot_restart_under_idle])
+               test_idle_hibernated, test_alpn_imap_on_443,
+               test_dovecot_restart_under_idle])
