@@ -468,6 +468,49 @@ def test_idle_hibernated(backend):
         r.stop()
 
 
+def test_limits(backend):
+    r = Relay(backend, dovecot=True, params="max_imap_connections = 3",
+              extra="imap_preauth_timeout = 1s").start()
+    try:
+        held = [Raw(r.ports["imaps"]) for _ in range(3)]
+        for h in held:
+            assert h.line().startswith(b"* OK ")
+        # 143 says why; 993 cannot without a handshake: it just closes.
+        over = Raw(r.ports["imap"], tls=False)
+        assert over.line() == b"* BYE Too many connections."
+        over.close()
+        try:
+            Raw(r.ports["imaps"]).line()
+            raise AssertionError("over the limit on 993")
+        except (ConnectionResetError, ssl.SSLError, EOFError):
+            pass
+        for h in held:
+            h.close()
+        r.wait_log("imap disconnect")
+        time.sleep(0.3)  # the closes reach the server
+        # Pre-auth timeout.
+        c = Raw(r.ports["imaps"])
+        c.line()
+        assert c.line() == b"* BYE Disconnected for inactivity."
+        c.close()
+        # An over-long pre-auth line.
+        c = Raw(r.ports["imaps"])
+        c.line()
+        c.send(b"a NOOP " + b"x" * 9000 + b"\r\n")
+        assert c.line() == b"* BYE Input line too long."
+        c.close()
+        # Too many invalid commands.
+        c = Raw(r.ports["imaps"])
+        c.line()
+        c.send(b"a FOO\r\n" * 10)
+        lines = [c.line() for _ in range(11)]
+        assert lines[-1] == b"* BYE Too many invalid IMAP commands.", lines
+        assert all(l.startswith(b"a BAD ") for l in lines[:-1]), lines
+        c.close()
+    finally:
+        r.stop()
+
+
 def test_alpn_imap_on_443(backend):
     r = imap_relay(backend)
     try:
@@ -543,5 +586,5 @@ def test_dovecot_restart_under_idle(backend):
 if __name__ == "__main__":
     run_tests([test_capabilities_and_login, test_starttls_required_on_143,
                test_parallel_first_logins, test_metadata, test_idle,
-               test_idle_hibernated, test_alpn_imap_on_443,
+               test_idle_hibernated, test_limits, test_alpn_imap_on_443,
                test_dovecot_restart_under_idle])
