@@ -36,7 +36,8 @@ os.environ.setdefault("RINGMAIL_BIN",
 
 from ringmail_harness import Relay, tls_client  # noqa: E402
 from test_smtp import PASSWORD, gpg_armor  # noqa: E402
-from test_imap import Raw, idle_start, login, wait_hibernated  # noqa: E402
+from test_imap import (Raw, dovecot_children, idle_start, login,  # noqa
+                       wait_hibernated)
 
 
 def pct(xs, p):
@@ -113,9 +114,10 @@ def main():
     a = ap.parse_args()
 
     r = Relay(a.backend, dovecot=True, workers=2,
-              params="max_user_send_per_minute = 100000\n"
+              params="max_imap_connections = 20000\n"
+                     "max_user_send_per_minute = 100000\n"
                      "max_user_send_burst_size = 100000",
-              extra="imap_hibernate_timeout = 1s")
+              extra="imap_hibernate_timeout = 1s\nimap_preauth_timeout = 3600s")
     r.start()
     try:
         rcpt = "benchrcp1@example.org"
@@ -152,13 +154,14 @@ def main():
                 x = login(r, "idle%05d@example.org" % i)
                 idle_start(x)
                 held.append(x)
-                if i % 200 == 199:
-                    wait_hibernated(r)
-            wait_hibernated(r)
+            time.sleep(3)
             now = rss_kib(pid)
+            kids = dovecot_children(r)
             print("idle        conns=%d rss_before=%d KiB rss_after=%d KiB "
-                  "per_conn=%.1f KiB (Dovecot hibernated)" %
-                  (len(held), base, now, (now - base) / len(held)),
+                  "per_conn=%.1f KiB (Dovecot: %d imap, %d imap-hibernate)"
+                  % (len(held), base, now, (now - base) / len(held),
+                     sum(k.endswith("/imap") for k in kids),
+                     sum(k.endswith("/imap-hibernate") for k in kids)),
                   flush=True)
             for x in held:
                 x.close()

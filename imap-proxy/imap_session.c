@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,6 +646,8 @@ static void imap_auth_done(enum accounts_result res,
 	if (ok) {
 		snprintf(s->user, sizeof(s->user), "%s", info->addr);
 		imap_dovecot_connect(s);
+		if (s->st == IMAP_ST_PREAUTH)
+			imap_c_pump(s); /* the connect failed at once */
 	} else {
 		imap_printf(s, "%s %s\r\n", s->tag,
 			    res == ACCOUNTS_TEMPFAIL
@@ -1313,6 +1316,11 @@ static void imap_d_ev(struct conn *c, enum conn_ev ev, void *arg)
 		log_debug("%016" PRIx64 " imap dovecot closed reason=\"%s\"",
 			  s->c != NULL ? conn_id(s->c) : 0,
 			  conn_close_reason(c));
+		if (s->d != c) {
+			/* An earlier, failed login's connection. */
+			imap_unref(s);
+			break;
+		}
 		s->d = NULL;
 		if (s->c != NULL && !s->closing) {
 			if (s->st == IMAP_ST_DOVECOT) {
@@ -1446,6 +1454,12 @@ void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 			return;
 		}
 	} else {
+		int one = 1;
+
+		/* Interactive: the greeting right after the TLS tickets, an
+		 * EXISTS right after a wake-up, must not wait for an ACK. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
 		s->c = conn_new(w->loop, fd, implicit_tls ? tls : NULL,
 				IMAP_INPUT_MAX, imap_c_ev, s);
 		if (s->c == NULL) {
