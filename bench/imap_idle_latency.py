@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--hibernated", type=int, default=40)
     ap.add_argument("--idle-conns", type=int, default=0)
     ap.add_argument("--preauth-conns", type=int, default=0)
+    ap.add_argument("--preauth-plain", action="store_true",
+                    help="pre-auth connections on 143 without TLS")
     a = ap.parse_args()
 
     r = Relay(a.backend, dovecot=True, workers=2,
@@ -131,22 +133,6 @@ def main():
             lat, exists = measure(r, c, rcpt, a.hibernated, True, exists)
             report("hibernated", lat)
         pid = r.proc.pid
-        if a.preauth_conns:
-            base = rss_kib(pid)
-            held = []
-            for i in range(a.preauth_conns):
-                x = Raw(r.ports["imaps"])
-                x.line()
-                held.append(x)
-            time.sleep(1)
-            now = rss_kib(pid)
-            print("preauth     conns=%d rss_before=%d KiB rss_after=%d KiB "
-                  "per_conn=%.1f KiB" % (len(held), base, now,
-                                         (now - base) / len(held)),
-                  flush=True)
-            for x in held:
-                x.close()
-            time.sleep(2)
         if a.idle_conns:
             base = rss_kib(pid)
             held = []
@@ -165,6 +151,26 @@ def main():
                   flush=True)
             for x in held:
                 x.close()
+        if a.preauth_conns:
+            base = rss_kib(pid)
+            held = []
+            for i in range(a.preauth_conns):
+                if a.preauth_plain:
+                    x = Raw(r.ports["imap"], tls=False)
+                else:
+                    x = Raw(r.ports["imaps"])
+                x.line()
+                held.append(x)
+            time.sleep(1)
+            now = rss_kib(pid)
+            print("preauth%s conns=%d rss_before=%d KiB rss_after=%d KiB "
+                  "per_conn=%.1f KiB" % (" plain" if a.preauth_plain else "      ",
+                                         len(held), base, now,
+                                         (now - base) / len(held)),
+                  flush=True)
+            for x in held:
+                x.close()
+            time.sleep(2)
     finally:
         r.stop()
 

@@ -1029,7 +1029,6 @@ static void imap_meta_run(struct imap_sess *s)
 	}
 	conn_consume(s->c, len);
 	s->c_held = 0;
-	s->cmds++;
 }
 
 /* ---- relay: client -> Dovecot ---- */
