@@ -281,10 +281,16 @@ def test_metadata(backend):
         c.cmd(b"m3", b'SETMETADATA INBOX (/private/devicetoken "2222")')
         got = c.cmd(b"m4", b"GETMETADATA INBOX /private/devicetoken")
         assert got[0].endswith(b"{9}\r\n1111 2222)"), got
+        # As Delta Chat (async-imap) sends it: every string quoted.
+        got = c.cmd(b"m4q", b'SETMETADATA "INBOX" ("/private/devicetoken"'
+                    b' "openpgp:a+b/c=")')
+        assert got[-1].startswith(b"m4q OK Setmetadata completed"), got
+        got = c.cmd(b"m4r", b'GETMETADATA "INBOX" "/private/devicetoken"')
+        assert got[0].endswith(b"{24}\r\n1111 2222 openpgp:a+b/c=)"), got
         # Setting a token again does not duplicate it.
         c.cmd(b"m5", b'SETMETADATA INBOX (/private/devicetoken "1111")')
         got = c.cmd(b"m6", b"GETMETADATA INBOX (/private/devicetoken)")
-        assert got[0].endswith(b"{9}\r\n1111 2222)"), got
+        assert got[0].endswith(b"{24}\r\n1111 2222 openpgp:a+b/c=)"), got
         # Server metadata as Delta Chat asks for it.
         got = c.cmd(b"g1", b'GETMETADATA "" (/shared/comment /shared/admin'
                     b' /shared/vendor/deltachat/irohrelay'
