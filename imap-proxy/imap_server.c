@@ -219,7 +219,12 @@ unsigned imap_user_bucket(const char *addr)
 {
 	unsigned h = 5381;
 
-	for (; *addr != '\0'; addr++)
-		h = h * 33 + (unsigned char)*addr;
+	/* Case-insensitive: RCPT TO may differ in case from the login
+	 * (Dovecot lower-cases both, auth_username_format %Lu). */
+	for (; *addr != '\0'; addr++) {
+		unsigned char ch = (unsigned char)*addr;
+
+		h = h * 33 + (ch >= 'A' && ch <= 'Z' ? ch + 32u : ch);
+	}
 	return h % IMAP_USER_BUCKETS;
 }

@@ -1487,7 +1487,7 @@ void imap_worker_wake_user(struct imap_worker *w, const char *addr)
 	struct imap_sess *s = w->users[imap_user_bucket(addr)];
 
 	for (; s != NULL; s = s->unext) {
-		if (strcmp(s->user, addr) == 0)
+		if (strcasecmp(s->user, addr) == 0)
 			imap_wake(s);
 	}
 }
