@@ -474,6 +474,35 @@ def test_idle_hibernated(backend):
         r.stop()
 
 
+def test_big_literals(backend):
+    """A 3 MiB message up (APPEND literal, streamed to Dovecot) and down
+    (FETCH literal, streamed to a slow reader): byte for byte, with the
+    proxy's buffers bounded both ways."""
+    r = imap_relay(backend)
+    try:
+        c = login(r, "bigliter1@example.org")
+        body = b"".join(b"line %07d %s\r\n" % (i, os.urandom(24).hex()
+                                                 .encode())
+                        for i in range(45000))
+        msg = b"Subject: big\r\n\r\n" + body
+        c.send(b"p1 APPEND INBOX {%d}\r\n" % len(msg))
+        assert c.line().startswith(b"+ ")
+        c.send(msg + b"\r\n")
+        got = c.until_tagged(b"p1")
+        assert got[-1].startswith(b"p1 OK"), got
+        assert c.cmd(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
+        c.send(b"f1 FETCH 1 BODY.PEEK[]\r\n")
+        time.sleep(1)  # let Dovecot fill the proxy while we do not read
+        head = c.line()
+        while not head.startswith(b"* 1 FETCH"):
+            head = c.line()
+        assert msg in head, (len(head), len(msg))
+        assert c.until_tagged(b"f1")[-1].startswith(b"f1 OK")
+        c.close()
+    finally:
+        r.stop()
+
+
 def test_limits(backend):
     r = Relay(backend, dovecot=True, params="max_imap_connections = 3",
               extra="imap_preauth_timeout = 1s").start()
@@ -592,5 +621,6 @@ def test_dovecot_restart_under_idle(backend):
 if __name__ == "__main__":
     run_tests([test_capabilities_and_login, test_starttls_required_on_143,
                test_parallel_first_logins, test_metadata, test_idle,
-               test_idle_hibernated, test_limits, test_alpn_imap_on_443,
+               test_idle_hibernated, test_big_literals, test_limits,
+               test_alpn_imap_on_443,
                test_dovecot_restart_under_idle])
