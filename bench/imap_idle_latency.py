@@ -117,6 +117,7 @@ def main():
 
     r = Relay(a.backend, dovecot=True, workers=2,
               params="max_imap_connections = 20000\n"
+                     "max_load_1m = 1000\n"
                      "max_user_send_per_minute = 100000\n"
                      "max_user_send_burst_size = 100000",
               extra="imap_hibernate_timeout = 1s\nimap_preauth_timeout = 3600s")

@@ -619,6 +619,8 @@ static struct loop_conn *loop_conn_alloc(struct loop *l, int fd,
 	return c;
 }
 
+#define LOOP_STASH_PIECE (64u * 1024u)
+
 /* Deliver stashed input and a deferred EOF once not paused. */
 static void loop_conn_rx_flush(struct loop_conn *c)
 {
@@ -627,7 +629,40 @@ static void loop_conn_rx_flush(struct loop_conn *c)
 	if (c->flags &
 	    (LOOP_CONN_F_RX_PAUSED | LOOP_CONN_F_CLOSING | LOOP_CONN_F_FAILED))
 		return;
-	if (c->rx_stash.len > 0) {
+	if (c->rx_stash.len > 0 && !(c->flags & LOOP_CONN_F_TLS_RECORDS)) {
+		/* In pieces, so a receiver that pauses again gets no more
+		 * than one piece past its limit (io_uring may have stashed
+		 * a whole socket buffer while the pause took effect). */
+		stash = c->rx_stash;
+		buf_init(&c->rx_stash, 0);
+		while (stash.len > 0 && !(c->flags & (LOOP_CONN_F_RX_PAUSED |
+						      LOOP_CONN_F_CLOSING |
+						      LOOP_CONN_F_FAILED))) {
+			size_t n = stash.len < LOOP_STASH_PIECE
+					   ? stash.len
+					   : LOOP_STASH_PIECE;
+
+			loop_conn_emit(c, LOOP_CONN_EV_RECV, buf_head(&stash),
+				       n, 0, 0);
+			buf_consume(&stash, n);
+		}
+		if (stash.len > 0 && c->rx_stash.len == 0 &&
+		    !(c->flags & (LOOP_CONN_F_CLOSING | LOOP_CONN_F_FAILED))) {
+			c->rx_stash = stash; /* paused again: keep the rest */
+			c->rx_stash_type = 0;
+		} else {
+			if (stash.len > 0 &&
+			    buf_append(&stash, buf_head(&c->rx_stash),
+				       c->rx_stash.len) == 0) {
+				/* Not reached today: nothing is stashed
+				 * during a callback. Keep the order. */
+				buf_free(&c->rx_stash);
+				c->rx_stash = stash;
+			} else {
+				buf_free(&stash);
+			}
+		}
+	} else if (c->rx_stash.len > 0) {
 		stash = c->rx_stash;
 		buf_init(&c->rx_stash, 0);
 		loop_conn_emit(c, LOOP_CONN_EV_RECV, buf_head(&stash),

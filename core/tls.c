@@ -705,7 +705,14 @@ int tls_conn_process(struct tls_conn *t, struct buf *plain)
 
 		if (plain->max != 0 && plain->len >= plain->max)
 			return 1;
-		room = 16384;
+		/* No more plaintext than ciphertext is buffered: do not grow
+		 * @plain to 16 KiB for a 20-octet command (an idle TLS
+		 * connection kept that buffer: 10,000 idle IMAP clients). */
+		room = t->in.len + (size_t)SSL_pending(t->ssl);
+		if (room < 512)
+			room = 512;
+		if (room > 16384)
+			room = 16384;
 		if (plain->max != 0 && plain->max - plain->len < room)
 			room = plain->max - plain->len;
 		dst = buf_reserve(plain, room);
