@@ -160,8 +160,9 @@ struct bench_imap {
 	struct bench_conn c;
 	bool open;
 	unsigned tag;
-	long exists; /* messages in the selected mailbox */
-	bool idling; /* IDLE sent, "+" seen, DONE not yet */
+	long exists;      /* messages in the selected mailbox */
+	int64_t exists_t; /* when exists last grew (monotonic ns) */
+	bool idling;      /* IDLE sent, "+" seen, DONE not yet */
 	char idle_tag[16];
 	char last[512];
 };
@@ -177,13 +178,14 @@ int bench_imap_select(struct bench_imap *m);
 /* IDLE; waits for the continuation. 1, 0 or -1. */
 int bench_imap_idle(struct bench_imap *m);
 /* While idling, wait for "* N EXISTS" with N > m->exists until
- * @deadline_ns: N (m->exists unchanged), BENCH_CONN_TIMEOUT, or -1. */
+ * @deadline_ns: N (now m->exists), BENCH_CONN_TIMEOUT, or -1. Every
+ * command tracks EXISTS in m->exists and m->exists_t. */
 long bench_imap_idle_wait(struct bench_imap *m, int64_t deadline_ns);
 /* DONE; reads up to the IDLE's tagged OK (updating m->exists). 1, 0, -1. */
 int bench_imap_done(struct bench_imap *m);
 /* FETCH @from:@to (BODY.PEEK[]); @on_msg is called for each message
  * literal with its octets (the first @cap of them) and the time it was
- * read completely. Sets m->exists = max(exists, @to). 1, 0 or -1. */
+ * read completely. 1, 0 or -1. */
 typedef void bench_imap_msg_fn(void *ctx, const uint8_t *msg, size_t len,
 			       int64_t t_read);
 int bench_imap_fetch(struct bench_imap *m, long from, long to,

@@ -731,6 +731,7 @@ static void *bench_pair_rcpt_thread(void *arg)
 	const struct bench_opts *o = &r->o;
 	struct bench_imap m;
 	int64_t t0 = bench_now_ns(), tg, drain_until = 0;
+	long fetched = 0;
 	bool ok = false;
 
 	if (bench_imap_open(&m, &r->t, o->imaps_port, !o->imap_plain, &tg) !=
@@ -748,6 +749,7 @@ static void *bench_pair_rcpt_thread(void *arg)
 		bench_error(r, "imap_idle", "%s", m.c.err);
 		goto ready;
 	}
+	fetched = m.exists; /* a fresh account: 0 */
 	ok = true;
 ready:
 	pthread_mutex_lock(&p->mu);
@@ -756,30 +758,37 @@ ready:
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	while (ok && !bench_pair_rcpt_stop(p, &drain_until)) {
-		long e = bench_imap_idle_wait(&m, bench_now_ns() + 200000000);
-		long from;
+		long to;
 
-		if (e == BENCH_CONN_TIMEOUT)
-			continue;
-		if (e < 0) {
-			bench_error(r, "imap_idle", "%s", m.c.err);
-			break;
+		if (m.exists <= fetched) {
+			long e = bench_imap_idle_wait(&m, bench_now_ns() +
+								  200000000);
+
+			if (e == BENCH_CONN_TIMEOUT)
+				continue;
+			if (e < 0) {
+				bench_error(r, "imap_idle", "%s", m.c.err);
+				break;
+			}
+			if (bench_imap_done(&m) != 1) {
+				bench_error(r, "imap_idle", "DONE: %s",
+					    m.c.err);
+				break;
+			}
 		}
-		p->t_exists = bench_now_ns();
-		from = m.exists + 1;
-		if (bench_imap_done(&m) != 1) {
-			bench_error(r, "imap_idle", "DONE: %s", m.c.err);
-			break;
+		/* Everything announced so far, also during DONE or a
+		 * FETCH, before idling again. */
+		while (ok && m.exists > fetched) {
+			p->t_exists = m.exists_t;
+			to = m.exists;
+			if (bench_imap_fetch(&m, fetched + 1, to,
+					     bench_pair_on_msg, p) != 1) {
+				bench_error(r, "imap_fetch", "%s", m.c.err);
+				ok = false;
+			}
+			fetched = to;
 		}
-		/* DONE's reply may have announced more. */
-		if (m.exists > e)
-			e = m.exists;
-		m.exists = from - 1;
-		if (bench_imap_fetch(&m, from, e, bench_pair_on_msg, p) != 1) {
-			bench_error(r, "imap_fetch", "%s", m.c.err);
-			break;
-		}
-		if (bench_imap_idle(&m) != 1) {
+		if (ok && bench_imap_idle(&m) != 1) {
 			bench_error(r, "imap_idle", "%s", m.c.err);
 			break;
 		}

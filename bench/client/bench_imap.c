@@ -18,6 +18,8 @@ static void bench_imap_untagged(struct bench_imap *m, const char *line,
 {
 	long n = bench_imap_exists(line, len);
 
+	if (n > m->exists)
+		m->exists_t = bench_now_ns();
 	if (n >= 0)
 		m->exists = n;
 }
@@ -63,6 +65,7 @@ int bench_imap_open(struct bench_imap *m, const struct bench_target *t,
 	m->open = false;
 	m->tag = 0;
 	m->exists = 0;
+	m->exists_t = 0;
 	m->idling = false;
 	m->last[0] = '\0';
 	if (bench_conn_open(&m->c, t, port, tls) != 0)
@@ -148,21 +151,19 @@ int bench_imap_idle(struct bench_imap *m)
 long bench_imap_idle_wait(struct bench_imap *m, int64_t deadline_ns)
 {
 	char line[512];
+	long start = m->exists;
 
 	for (;;) {
 		int n = bench_conn_readline(&m->c, line, sizeof(line),
 					    deadline_ns);
-		long e;
 
 		if (n == BENCH_CONN_TIMEOUT)
 			return BENCH_CONN_TIMEOUT;
 		if (n < 0)
 			return -1;
-		e = bench_imap_exists(line, (size_t)n);
-		if (e > m->exists)
-			return e;
-		if (e >= 0)
-			m->exists = e; /* fewer: an expunge elsewhere */
+		bench_imap_untagged(m, line, (size_t)n);
+		if (m->exists > start)
+			return m->exists;
 	}
 }
 
@@ -225,8 +226,6 @@ int bench_imap_fetch(struct bench_imap *m, long from, long to,
 				       : BENCH_IMAP_MSG_KEEP,
 			       bench_now_ns());
 	}
-	if (to > m->exists)
-		m->exists = to;
 out:
 	free(keep);
 	if (r < 0)
