@@ -96,8 +96,8 @@ long bench_imap_literal(const char *line, size_t len);
 /* A tagged status "TAG OK|NO|BAD ...": 1 OK, 0 NO/BAD, -1 other line. */
 int bench_imap_tagged(const char *line, size_t len, const char *tag);
 /* The Message-ID token in a fetched message: finds "<@prefix" and copies
- * up to the ">" into @out. Length, or -1. Looks in the first @len octets
- * only. */
+ * up to the ">" (printable ASCII only) into @out. Length, or -1. Looks
+ * in the first @len octets only. */
 long bench_msgid_find(const uint8_t *msg, size_t len, const char *prefix,
 		      char *out, size_t cap);
 

@@ -159,7 +159,10 @@ long bench_msgid_find(const uint8_t *msg, size_t len, const char *prefix,
 		if (m[i] != '<' || memcmp(m + i + 1, prefix, pl) != 0)
 			continue;
 		for (j = i + 1; j < len && m[j] != '>'; j++) {
-			if (m[j] == '\r' || m[j] == '\n' || j - i > cap)
+			unsigned char ch = (unsigned char)m[j];
+
+			/* printable ASCII only: no line end, no NUL */
+			if (ch < 0x21 || ch > 0x7e || j - i > cap)
 				break;
 		}
 		if (j >= len || m[j] != '>' || j - i - 1 >= cap)

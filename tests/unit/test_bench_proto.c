@@ -163,6 +163,13 @@ static void test_msgid_find(void **state)
 	assert_int_equal(bench_msgid_find((const uint8_t *)"<rmb-abc-1\r\n>",
 					  13, "rmb-abc-", out, sizeof(out)),
 			 -1);
+	/* a NUL or space inside is no id (found by fuzz_bench_proto) */
+	assert_int_equal(bench_msgid_find((const uint8_t *)"<rmb-abc-\0x>", 12,
+					  "rmb-abc-", out, sizeof(out)),
+			 -1);
+	assert_int_equal(bench_msgid_find((const uint8_t *)"<rmb-abc- x>", 12,
+					  "rmb-abc-", out, sizeof(out)),
+			 -1);
 	assert_int_equal(bench_msgid_find((const uint8_t *)"<rmb-abc-", 9,
 					  "rmb-abc-", out, sizeof(out)),
 			 -1);
