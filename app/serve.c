@@ -334,7 +334,8 @@ static void serve_worker_count(void *arg)
 	struct serve_count *sc = arg;
 
 	pthread_mutex_lock(sc->mtx);
-	*sc->total += loop_conn_count(sc->w->loop);
+	/* Clients only: pooled LMTP connections to Dovecot stay open. */
+	*sc->total += loop_conn_count_inbound(sc->w->loop);
 	(*sc->pending)--;
 	pthread_cond_signal(sc->cond);
 	pthread_mutex_unlock(sc->mtx);

@@ -108,6 +108,7 @@ struct loop_outq {
 #define LOOP_CONN_F_RX_CANCEL   0x1000u /* uring: rx cancel issued */
 #define LOOP_CONN_F_TX_ARMED    0x2000u /* uring: a send in flight */
 #define LOOP_CONN_F_CONN_ARMED  0x4000u /* uring: connect in flight */
+#define LOOP_CONN_F_OUTBOUND    0x8000u /* opened by loop_conn_connect */
 
 /* Deferred deliveries (loop_conn_process). */
 #define LOOP_CONN_P_CONNECTED 0x1u
@@ -233,6 +234,7 @@ struct loop {
 	struct loop_slot *slots;
 	uint32_t nslots, free_head;
 	unsigned nconns;
+	unsigned nconns_out; /* of nconns: LOOP_CONN_F_OUTBOUND */
 
 	struct loop_obj *pend_head, *pend_tail;
 

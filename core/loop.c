@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,6 +571,8 @@ static void loop_conn_destroy(struct loop_conn *c)
 
 	loop_slot_release(l, &c->obj);
 	l->nconns--;
+	if (c->flags & LOOP_CONN_F_OUTBOUND)
+		l->nconns_out--;
 	loop_outq_free(&c->out);
 	loop_outq_free(&c->queue);
 	buf_free(&c->rx_stash);
@@ -587,7 +591,12 @@ static struct loop_conn *loop_conn_alloc(struct loop *l, int fd,
 					 loop_conn_fn *fn, void *arg)
 {
 	struct loop_conn *c;
+	int one = 1;
 
+	/* Replies and relayed IMAP lines are small and latency-bound: no
+	 * Nagle delay behind an unacknowledged segment. Fails harmlessly
+	 * (ENOTSUP) on unix sockets. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (l->nconns >= l->max_conns)
 		return NULL;
 	c = calloc(1, sizeof(*c));
@@ -696,7 +705,8 @@ int loop_conn_connect(struct loop *l, const struct sockaddr *addr,
 	}
 	memcpy(c->connect_addr, addr, addr_len);
 	c->connect_len = addr_len;
-	c->flags |= LOOP_CONN_F_CONNECTING;
+	c->flags |= LOOP_CONN_F_CONNECTING | LOOP_CONN_F_OUTBOUND;
+	l->nconns_out++;
 	r = l->ops->conn_attach(c);
 	if (r < 0)
 		goto out;
@@ -834,6 +844,11 @@ struct loop *loop_conn_loop(const struct loop_conn *c)
 unsigned loop_conn_count(const struct loop *l)
 {
 	return l->nconns;
+}
+
+unsigned loop_conn_count_inbound(const struct loop *l)
+{
+	return l->nconns - l->nconns_out;
 }
 
 void loop_conn_close_all(struct loop *l)

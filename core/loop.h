@@ -186,6 +186,9 @@ int loop_conn_fd(const struct loop_conn *c);
 struct loop *loop_conn_loop(const struct loop_conn *c);
 /* Number of open connections on @l. */
 unsigned loop_conn_count(const struct loop *l);
+/* Of those, the ones not opened by loop_conn_connect (accepted or
+ * adopted with loop_conn_new): what a drain waits for. */
+unsigned loop_conn_count_inbound(const struct loop *l);
 /* loop_conn_close(c, false) on every open connection (shutdown after a
  * drain): each still gets its CLOSED event on a later iteration. */
 void loop_conn_close_all(struct loop *l);

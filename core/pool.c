@@ -6,6 +6,7 @@
 /* system */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,8 @@ static void *pool_thread_main(void *arg)
 int pool_new(unsigned nthreads, struct pool **pool_r)
 {
 	struct pool *p;
-	int r;
+	sigset_t all, old;
+	int r = 0;
 
 	if (nthreads == 0)
 		nthreads = POOL_DEFAULT_THREADS;
@@ -96,15 +98,23 @@ int pool_new(unsigned nthreads, struct pool **pool_r)
 	}
 	pthread_mutex_init(&p->mtx, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	/* Pool threads never take process signals: a SIGTERM delivered to
+	 * one of them would kill the process instead of reaching the
+	 * sigwait() in serve. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (unsigned i = 0; i < nthreads; i++) {
 		r = pthread_create(&p->threads[i], NULL, pool_thread_main, p);
-		if (r != 0) {
-			log_err("pool: cannot start thread %u: %s", i,
-				strerror(r));
-			pool_free(&p);
-			return -r;
-		}
+		if (r != 0)
+			break;
 		p->nthreads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		log_err("pool: cannot start thread %u: %s", p->nthreads,
+			strerror(r));
+		pool_free(&p);
+		return -r;
 	}
 	*pool_r = p;
 	return 0;

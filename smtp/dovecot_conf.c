@@ -237,6 +237,10 @@ static int dovecot_ctx_init(struct dovecot_ctx *x,
 	return 0;
 }
 
+/* Bytes Dovecot may add to an accepted message (Return-Path,
+ * Delivered-To): far more than they take. */
+#define DOVECOT_MAIL_SIZE_SLACK 65536
+
 static void dovecot_print_header(const struct dovecot_ctx *x, FILE *f)
 {
 	const struct dovecot_settings *s = x->s;
@@ -410,9 +414,15 @@ static void dovecot_print_mail(const struct dovecot_ctx *x, FILE *f)
 		"  quota = maildir:User quota\n"
 		"  quota_rule = *:storage=%lldM\n"
 		"  quota_grace = 0\n"
+		"  # ringmail enforces max_message_size itself (552 at "
+		"DATA); Dovecot's\n"
+		"  # cap leaves room for the Return-Path and Delivered-To "
+		"it adds, which\n"
+		"  # would otherwise turn a message at the limit into a "
+		"451 forever.\n"
 		"  quota_max_mail_size = %lld\n",
 		s->mailboxes_dir, (long long)x->mailbox_mb,
-		(long long)x->message_size);
+		(long long)(x->message_size + DOVECOT_MAIL_SIZE_SLACK));
 	if (s->compress)
 		fprintf(f, "  zlib_save = gz\n");
 	fprintf(f, "}\n\n");
@@ -437,12 +447,14 @@ static void dovecot_print_protocols(const struct dovecot_ctx *x, FILE *f)
 	fprintf(f, "protocol imap {\n"
 		   "  mail_plugins = $mail_plugins imap_quota\n"
 		   "}\n"
-		   "# The 250 to the SMTP client waits for Dovecot's reply; "
-		   "like chatmail,\n"
-		   "# Dovecot does not fsync deliveries.\n"
+		   "# The 250 to the SMTP client waits for Dovecot's reply, "
+		   "so a 250 means\n"
+		   "# the message is on disk: unlike chatmail (never), LMTP "
+		   "fsyncs each\n"
+		   "# delivery before it answers.\n"
 		   "lmtp_add_received_header = no\n"
 		   "protocol lmtp {\n"
-		   "  mail_fsync = never\n"
+		   "  mail_fsync = optimized\n"
 		   "}\n\n");
 }
 

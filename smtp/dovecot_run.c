@@ -160,7 +160,12 @@ int dovecot_run_start(const struct dovecot_settings *s, const char *conf_path,
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		/* Child: only stdio passes to Dovecot. */
+		sigset_t none;
+
+		/* Child: only stdio passes to Dovecot, with no signal
+		 * blocked whatever thread forked it. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		close_range(3, ~0u, 0);
 		execl(bin, bin, "-c", conf_path, (char *)NULL);
 		_exit(127);

@@ -6,6 +6,7 @@ without the secret fails, stop. Exit 77 when dovecot is not installed."""
 import imaplib
 import os
 import smtplib
+import subprocess
 import sys
 import unittest
 
@@ -21,6 +22,15 @@ class DovecotHarnessTest(unittest.TestCase):
             # no public listener: only ringmail's loopback IMAP port
             self.assertEqual(dc.listening_tcp(),
                              {"127.0.0.1:%d" % dc.imap_port})
+            # What Dovecot itself makes of our config for LMTP: every
+            # delivery fsync'd before its 250, no Received header.
+            for key, want in (("mail_fsync", "optimized"),
+                              ("lmtp_add_received_header", "no")):
+                got = subprocess.run(
+                    ["doveconf", "-c", dc.conf, "-f", "protocol=lmtp",
+                     "-h", key], capture_output=True, text=True,
+                    check=True).stdout.strip()
+                self.assertEqual(got, want, key)
             st = os.stat(dc.lmtp_socket)
             self.assertEqual(st.st_mode & 0o777, 0o600)
             self.assertEqual(st.st_uid, os.geteuid())

@@ -8,6 +8,8 @@ Each test runs on each I/O backend."""
 
 import os
 import shutil
+import signal
+import socket
 import smtplib
 import subprocess
 import sys
@@ -15,7 +17,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringmail_harness import Relay, run_tests, tls_client  # noqa: E402
+from ringmail_harness import (Relay, recv_all, run_tests,  # noqa: E402
+                              tls_client)
 
 PASSWORD = "correct horse battery"
 
@@ -49,6 +52,25 @@ def encrypted_mail(sender, rcpt, subject="hello", extra=b"", size=200):
             b"Version: 1\r\n\r\n--XYZ\r\n"
             b"Content-Type: application/octet-stream\r\n\r\n" + armor +
             b"\r\n--XYZ--\r\n")
+
+
+class pytest_raises:
+    """with pytest_raises(E) as e: ... -> e.value is the E raised."""
+
+    def __init__(self, exc):
+        self.exc = exc
+        self.value = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, value, tb):
+        if typ is None:
+            raise AssertionError("%s not raised" % self.exc.__name__)
+        if not issubclass(typ, self.exc):
+            return False
+        self.value = value
+        return True
 
 
 def plain_mail(sender, rcpt):
@@ -110,7 +132,9 @@ def test_submission_delivers_with_privacy(backend):
                              "alice1234@example.org",
                              ["bobbybob9@example.org"], msg)
             assert refused == {}, refused
-        got = wait_messages(r, "bobbybob9@example.org", 2)
+        # 250 is sent only after Dovecot's LMTP 250: both are on disk
+        # the moment sendmail returns, no waiting.
+        got = r.messages("bobbybob9@example.org")
         assert len(got) == 2, len(got)
         for m in got:
             head = m.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
@@ -124,6 +148,11 @@ def test_submission_delivers_with_privacy(backend):
         assert r.wait_log("smtp auth user=<alice1234@example.org> "
                           "result=created")
         assert r.log_count("Outgoing: Filtering encrypted mail.") == 2
+        # SIGTERM with no client left: the drain does not wait for the
+        # pooled LMTP connections to Dovecot (they are not clients).
+        r.signal(signal.SIGTERM)
+        assert r.wait_log("serve: drained open=0")
+        assert r.wait_exit() == 0
     finally:
         r.stop()
 
@@ -284,6 +313,87 @@ def test_quota(backend):
         r.stop()
 
 
+def test_size_limit_edge(backend):
+    """A message of exactly max_message_size is delivered (Dovecot's own
+    per-mail cap must leave room for the headers Dovecot adds, or the
+    client gets 451 forever); one octet more is refused with 552."""
+    limit = 100000
+    r = Relay(backend, dovecot=True,
+              params="max_message_size = %d" % limit).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        base = encrypted_mail("alice1234@example.org",
+                              "bobbybob9@example.org", size=100)
+        pad = b""
+        while len(pad) + len(base) < limit:
+            n = min(limit - len(base) - len(pad), 990)
+            pad += b"X-Pad: " + b"p" * max(n - 9, 0) + b"\r\n"
+        msg = pad + base
+        assert len(msg) == limit, len(msg)
+        refused = submit(r, "submissions", "alice1234@example.org",
+                         "alice1234@example.org", ["bobbybob9@example.org"],
+                         msg)
+        assert refused == {}, refused
+        assert len(r.messages("bobbybob9@example.org")) == 1
+        # One octet over: refused at MAIL when SIZE= says so, and at
+        # the end of DATA when the client does not declare it.
+        over = b"X" + msg
+        with pytest_raises(smtplib.SMTPSenderRefused) as e:
+            submit(r, "submissions", "alice1234@example.org",
+                   "alice1234@example.org", ["bobbybob9@example.org"], over)
+        assert e.value.smtp_code == 552, e.value
+        c = smtplib.SMTP_SSL("127.0.0.1", r.ports["submissions"],
+                             context=tls_client(), timeout=30)
+        try:
+            c.login("alice1234@example.org", PASSWORD)
+            assert c.mail("alice1234@example.org")[0] == 250
+            assert c.rcpt("bobbybob9@example.org")[0] == 250
+            code, text = c.data(over)
+            assert code == 552, (code, text)
+        finally:
+            c.close()
+        assert len(r.messages("bobbybob9@example.org")) == 1
+    finally:
+        r.stop()
+
+
+def test_connection_limit_and_idle_timeout(backend):
+    """max_smtp_connections: the connection over the limit gets 421 and
+    is closed, and a slot freed by a QUIT is usable again; smtp_timeout:
+    an idle client gets 421 4.4.2 and is closed."""
+    r = Relay(backend, params="max_smtp_connections = 2").start()
+    held = []
+    try:
+        for _ in range(2):
+            c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+            assert c.noop()[0] == 250
+            held.append(c)
+        s = socket.create_connection(("127.0.0.1", r.ports["smtp"]),
+                                     timeout=10)
+        got = recv_all(s)
+        s.close()
+        assert got.startswith(b"421 4.7.0 "), got
+        assert b"too many connections" in got, got
+        held.pop().quit()
+        r.wait_log("reason=closed")
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+        assert c.noop()[0] == 250
+        held.append(c)
+    finally:
+        for c in held:
+            c.close()
+        r.stop()
+    r = Relay(backend, extra="smtp_timeout = 1s").start()
+    try:
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=10)
+        assert c.noop()[0] == 250
+        got = recv_all(c.sock, timeout=10)
+        assert got == b"421 4.4.2 Error: timeout exceeded\r\n", got
+        c.close()
+    finally:
+        r.stop()
+
+
 def test_dovecot_down_gives_451(backend):
     r = Relay(backend, dovecot=True).start()
     try:
@@ -314,4 +424,5 @@ if __name__ == "__main__":
     run_tests([test_submission_delivers_with_privacy,
                test_unencrypted_rejected_leaves_nothing, test_rate_limit,
                test_mx_incoming, test_unknown_user_bounce, test_quota,
+               test_size_limit_edge, test_connection_limit_and_idle_timeout,
                test_dovecot_down_gives_451])

@@ -1580,12 +1580,33 @@ static void connect_case(enum loop_backend b)
 	assert_int_equal(loop_conn_send(cli.c, "early", 5), 0);
 	RUN_UNTIL(l, cli.connected == 1 && srv.total == 5);
 	assert_memory_equal(buf_head(&srv.got), "early", 5);
+	/* Both TCP ends send without Nagle delay. */
+	{
+		int v = 0;
+		socklen_t vl = sizeof(v);
+
+		assert_int_equal(getsockopt(loop_conn_fd(srv.c), IPPROTO_TCP,
+					    TCP_NODELAY, &v, &vl),
+				 0);
+		assert_int_equal(v, 1);
+		v = 0;
+		assert_int_equal(getsockopt(loop_conn_fd(cli.c), IPPROTO_TCP,
+					    TCP_NODELAY, &v, &vl),
+				 0);
+		assert_int_equal(v, 1);
+	}
+	/* Both ends are open; only the accepted one is inbound. */
+	assert_int_equal(loop_conn_count(l), 2);
+	assert_int_equal(loop_conn_count_inbound(l), 1);
 	assert_int_equal(loop_conn_send(srv.c, "back", 4), 0);
 	RUN_UNTIL(l, cli.total == 4);
 	assert_memory_equal(buf_head(&cli.got), "back", 4);
 	rec_finish(&cli);
 	RUN_UNTIL(l, srv.eofs == 1);
+	assert_int_equal(loop_conn_count(l), 1);
+	assert_int_equal(loop_conn_count_inbound(l), 1);
 	rec_finish(&srv);
+	assert_int_equal(loop_conn_count_inbound(l), 0);
 	loop_listener_stop(&a.li);
 	close(lfd);
 
@@ -1645,6 +1666,7 @@ static void connect_case(enum loop_backend b)
 	testutil_rmtree(dir);
 	free(dir);
 	assert_int_equal(loop_conn_count(l), 0);
+	assert_int_equal(loop_conn_count_inbound(l), 0);
 	loop_free(&l);
 }
 

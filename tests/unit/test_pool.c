@@ -11,10 +11,12 @@
 /* system */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* project */
 #include "core/loop.h"
@@ -257,6 +259,46 @@ static void test_bad_args(void **state)
 	pool_free(&p);
 }
 
+static atomic_int sig_blocked_in_job = -1;
+
+static void job_sigmask(void *arg)
+{
+	sigset_t cur;
+
+	(void)arg;
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	atomic_store(&sig_blocked_in_job, sigismember(&cur, SIGTERM) &&
+						  sigismember(&cur, SIGHUP) &&
+						  sigismember(&cur, SIGINT));
+}
+
+/* Pool threads never take process signals, so serve's sigwait() gets
+ * every SIGTERM even when the pool was started before serve blocked
+ * them: with SIGTERM blocked only on this thread, a SIGTERM to the
+ * process stays pending here instead of killing it on a pool thread. */
+static void test_threads_block_signals(void **state)
+{
+	struct pool *p = NULL;
+	sigset_t term, pending;
+	struct timespec zero = {0, 0};
+	int sig;
+
+	(void)state;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	assert_int_equal(pool_new(2, &p), 0); /* SIGTERM not yet blocked */
+	assert_int_equal(pool_submit(p, NULL, job_sigmask, NULL, NULL), 0);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	assert_int_equal(kill(getpid(), SIGTERM), 0);
+	pool_free(&p); /* drains: job_sigmask has run */
+	assert_int_equal(atomic_load(&sig_blocked_in_job), 1);
+	sigpending(&pending);
+	assert_true(sigismember(&pending, SIGTERM));
+	sig = sigtimedwait(&term, NULL, &zero);
+	assert_int_equal(sig, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -264,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_free_drains),
 		cmocka_unit_test(test_two_origins),
 		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_threads_block_signals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
