@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,12 +88,6 @@ int listen_bind(const struct sockaddr *sa, socklen_t len, int backlog)
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto fail;
-	/* Accepted sockets inherit TCP_NODELAY. Without it a reply written
-	 * right after other output (the 220 after the TLS 1.3 session
-	 * tickets) waits for the client's delayed ACK: ~40 ms per
-	 * connection, measured by `ringmail bench` (bench/README.md). */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		goto fail;
 	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
 		goto fail;
 	return fd;
@@ -123,12 +116,6 @@ int listen_take_systemd(struct listen_sock *out, size_t max)
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		{
-			int one = 1; /* as listen_bind; fails on non-TCP */
-
-			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-					 sizeof(one));
-		}
 		out[i].fd = fd;
 		out[i].activated = 1;
 		snprintf(out[i].name, sizeof(out[i].name), "%s",
