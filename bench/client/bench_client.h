@@ -130,7 +130,9 @@ struct bench_smtp {
 };
 
 /* Connect, greeting, EHLO (and STARTTLS + EHLO). *@t_greet_ns_r: the
- * time from connect() to the 220 greeting (before EHLO). 0 or -1. */
+ * time from connect() to the 220 greeting (before EHLO); with @starttls
+ * to the end of the TLS handshake after 220, EHLO, STARTTLS, 220. 0 or
+ * -1. */
 int bench_smtp_open(struct bench_smtp *s, const struct bench_target *t,
 		    uint16_t port, bool starttls, int64_t *t_greet_ns_r);
 /* AUTH PLAIN. The reply code (235 success), or -1. */

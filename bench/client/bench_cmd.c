@@ -396,9 +396,10 @@ static struct bench_account *bench_sender_pick(struct bench_sender *s,
 		return NULL;
 	if (!atomic_exchange(&s->run->pacing_said, true))
 		bench_note(s->run,
-			   "all sender accounts rate-limited: pacing to the "
-			   "relay's limit (about %u/min per sender, burst %u "
-			   "assumed; 450 replies are read)",
+			   "every sender account of a client has used its "
+			   "burst or got a 450: pacing to the relay's rate "
+			   "limit (%u/min per sender, burst %u assumed until "
+			   "a 450 says otherwise; --senders adds accounts)",
 			   o->per_minute, o->burst);
 	atomic_fetch_add(&s->run->paced_ns, s->acc[best].next_ok - now);
 	bench_sleep_until(s->acc[best].next_ok);

@@ -80,7 +80,7 @@ int bench_smtp_open(struct bench_smtp *s, const struct bench_target *t,
 		return -1;
 	if (bench_smtp_expect(s, bench_smtp_reply(s), 220, "greeting") != 0)
 		goto fail;
-	if (t_greet_ns_r != NULL)
+	if (t_greet_ns_r != NULL && !starttls)
 		*t_greet_ns_r = bench_now_ns() - t0;
 	if (bench_smtp_expect(
 		    s,
@@ -91,8 +91,11 @@ int bench_smtp_open(struct bench_smtp *s, const struct bench_target *t,
 		if (bench_smtp_expect(s,
 				      bench_smtp_cmd(s, "%s", "STARTTLS\r\n"),
 				      220, "STARTTLS") != 0 ||
-		    bench_conn_starttls(&s->c) != 0 ||
-		    bench_smtp_expect(s,
+		    bench_conn_starttls(&s->c) != 0)
+			goto fail;
+		if (t_greet_ns_r != NULL)
+			*t_greet_ns_r = bench_now_ns() - t0;
+		if (bench_smtp_expect(s,
 				      bench_smtp_cmd(s, "EHLO %s\r\n",
 						     "bench.ringmail.invalid"),
 				      250, "EHLO") != 0)
