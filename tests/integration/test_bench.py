@@ -2,8 +2,9 @@
 submission-only mode submits 20 real PGP/MIME messages (GPGME) and its
 JSON says so, the messages land in the recipients' maildirs, and with a
 strict rate limit it reads the 450s, paces, rotates senders and still
-gets every message through. Figures are checked for presence and sanity
-only, never for speed (speed: bench/README.md)."""
+gets every message through; latency and throughput through ringmail's
+IMAP (IDLE, FETCH) once it exists. Figures are checked for presence and
+sanity only, never for speed (speed: bench/README.md)."""
 
 import json
 import os
@@ -103,6 +104,52 @@ def test_starttls_and_connect(backend):
         r.stop()
 
 
+def imap_available(relay):
+    """False while ringmail's 993 only says "* BYE ... not available
+    yet" (before the IMAP proxy)."""
+    import socket
+    from ringmail_harness import tls_client
+    with socket.create_connection(("127.0.0.1", relay.ports["imaps"]),
+                                  timeout=10) as s:
+        with tls_client().wrap_socket(s) as t:
+            t.settimeout(10)
+            greeting = t.recv(200)
+    return not (greeting.startswith(b"* BYE") and
+                b"not available yet" in greeting)
+
+
+def test_end_to_end_imap(backend):
+    """latency, throughput and the IMAP connect rows through ringmail's
+    993 (IDLE, FETCH): every message seen, none lost."""
+    r = Relay(backend, dovecot=True).start()
+    try:
+        if not imap_available(r):
+            print("SKIP test_end_to_end_imap: ringmail's IMAP is not "
+                  "built yet", flush=True)
+            return
+        rc, j = bench(r, "--mode", "latency", "-n", "5")
+        assert rc == 0, j
+        f = j["figures"]
+        assert f["latency_submitted"] == 5 and f["latency_seen"] == 5, f
+        assert f["latency_lost"] == 0, f
+        t = j["timings_ms"]["latency_250_to_fetched"]
+        assert t["n"] == 5 and t["errors"] == 0, t
+        assert j["timings_ms"]["latency_250_to_exists"]["n"] == 5
+        rc, j = bench(r, "--mode", "throughput", "--pairs", "2",
+                      "--duration", "1", "--senders", "3")
+        assert rc == 0, j
+        f = j["figures"]
+        assert f["tput_submitted"] > 0, f
+        assert f["tput_seen"] == f["tput_submitted"], f
+        assert f["tput_lost"] == 0 and f["tput_delivered_per_s"] > 0, f
+        rc, j = bench(r, "--mode", "connect", "--connect-n", "2")
+        assert rc == 0, j
+        timing_sane(j["timings_ms"]["imap_tls_connect"], 2)
+        timing_sane(j["timings_ms"]["imap_login_new"], 2)
+    finally:
+        r.stop()
+
+
 if __name__ == "__main__":
     run_tests([test_submit_20, test_rate_limit_paced,
-               test_starttls_and_connect])
+               test_starttls_and_connect, test_end_to_end_imap])
