@@ -200,11 +200,12 @@ static void bench_print(struct bench_run *r)
 		for (unsigned i = 0; i < r->nrows; i++) {
 			const struct bench_row *w = &r->rows[i];
 
+			fprintf(f, "%s\"%s\":{\"n\":%zu,\"errors\":%u,",
+				i ? "," : "", w->name, w->s.n, w->errors);
 			fprintf(f,
-				"%s\"%s\":{\"n\":%zu,\"errors\":%u,\"p50\":%."
-				"3f,"
-				"\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
-				i ? "," : "", w->name, w->s.n, w->errors,
+				"\"min\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
+				"\"p99\":%.3f,\"max\":%.3f}",
+				bench_ms(bench_samples_q(&w->s, 0.0)),
 				bench_ms(bench_samples_q(&w->s, 0.5)),
 				bench_ms(bench_samples_q(&w->s, 0.9)),
 				bench_ms(bench_samples_q(&w->s, 0.99)),
