@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/ratelimit.h"
+#include "filter/dkim.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
 #include "smtp/smtp_server.h"
@@ -94,6 +95,8 @@ static int cmd_serve_run(const struct config *cfg)
 	struct pool *pool = NULL;
 	struct ratelimit *rate = NULL;
 	struct smtp_server *smtp = NULL;
+	struct dkim_ctx *dkim = NULL;
+	struct dkim_signer *signer = NULL;
 	struct dovecot_settings ds;
 	struct events ev;
 	bool dovecot = false;
@@ -127,6 +130,25 @@ static int cmd_serve_run(const struct config *cfg)
 		log_err("serve: rate limiter: %s", strerror(-r));
 		goto out;
 	}
+	r = dkim_ctx_new(&dkim);
+	if (r < 0) {
+		log_err("serve: libopendkim: %s", strerror(-r));
+		goto out;
+	}
+	if (cfg->mail_domain[0] != '[') {
+		r = dkim_signer_load(dkim, cfg->mail_domain, cfg->dkim_selector,
+				     cfg->dkim_key_file, &signer);
+		if (r < 0)
+			log_warn("serve: no DKIM signing key %s (%s): mail to "
+				 "other relays would go unsigned; create it "
+				 "with `ringmail dkim keygen`",
+				 cfg->dkim_key_file, strerror(-r));
+		else
+			log_info("serve: dkim signing domain=%s selector=%s "
+				 "key=%s",
+				 cfg->mail_domain, cfg->dkim_selector,
+				 cfg->dkim_key_file);
+	}
 	if (cfg->dovecot_managed) {
 		if (cmd_serve_dovecot_start(cfg, &ds) < 0)
 			goto out;
@@ -143,6 +165,9 @@ static int cmd_serve_run(const struct config *cfg)
 			.pool = pool,
 			.rate = rate,
 			.events = &ev,
+			.dkim = dkim,
+			.dns_server = cfg->dns_server,
+			.signer = signer,
 		};
 
 		r = smtp_server_new(&so, &smtp);
@@ -158,6 +183,8 @@ out:
 	if (pool != NULL)
 		pool_free(&pool); /* drains: no accounts call in flight */
 	smtp_server_free(&smtp);
+	dkim_signer_free(&signer);
+	dkim_ctx_free(&dkim);
 	ratelimit_free(&rate);
 	if (acc != NULL)
 		accounts_close(&acc);

@@ -126,6 +126,10 @@ struct smtp_reply_def {
 	523, NULL, "Encryption Needed: Invalid Unencrypted Mail"
 #define SMTP_R_NO_DKIM  554, "5.7.1", "No DKIM signature found"
 #define SMTP_R_BAD_DKIM 554, "5.7.1", "No valid DKIM signature found"
+/* ringmail: a key of an aligned signature could not be fetched (DNS
+ * timeout or failure); filtermail answers a DNS error with a 4xx too. */
+#define SMTP_R_DKIM_TEMPFAIL \
+	451, "4.7.1", "DKIM key lookup failed, try again later"
 #define SMTP_R_REMOTE_UNAVAIL \
 	451, "4.4.0", "Remote delivery not available yet, try again later"
 #define SMTP_R_LOCAL_TEMPFAIL \

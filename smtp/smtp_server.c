@@ -21,6 +21,8 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/ratelimit.h"
+#include "filter/dkim.h"
+#include "filter/dkim_check.h"
 #include "smtp/lmtp_client.h"
 #include "smtp/smtp_deliver.h"
 #include "smtp/smtp_reply.h"
@@ -45,6 +47,7 @@ struct smtp_server {
 struct smtp_worker {
 	struct smtp_server *srv;
 	struct loop *loop;
+	struct dkim_checker *dkim; /* NULL without srv->o.dkim */
 	struct accounts_throttle *throttle;
 	struct smtp_deliver_env denv;
 };
@@ -55,6 +58,7 @@ struct smtp_conn {
 	struct smtp_session *s;
 	struct tls_ctx *tls;
 	struct smtp_deliver_job *job;
+	struct dkim_check *dkim_job;
 	struct loop_timer auth_timer; /* throttle delay */
 	struct sockaddr_storage peer;
 	enum smtp_mode mode;
@@ -216,6 +220,19 @@ struct smtp_worker *smtp_worker_new(struct smtp_server *srv, struct loop *l)
 		smtp_worker_free(&w);
 		return NULL;
 	}
+	if (srv->o.dkim != NULL) {
+		int r = dkim_checker_new(l, srv->o.pool, srv->o.dns_server,
+					 srv->o.dkim_timeout_ms, &w->dkim);
+
+		if (r < 0) {
+			log_err("smtp: dkim resolver (dns_server=%s): %s",
+				srv->o.dns_server != NULL ? srv->o.dns_server
+							  : "",
+				strerror(-r));
+			smtp_worker_free(&w);
+			return NULL;
+		}
+	}
 	return w;
 }
 
@@ -228,6 +245,7 @@ void smtp_worker_free(struct smtp_worker **wp)
 	if (w->denv.lmtp != NULL)
 		lmtp_pool_free(&w->denv.lmtp);
 	smtp_deliver_env_drop(&w->denv);
+	dkim_checker_free(&w->dkim);
 	accounts_throttle_free(&w->throttle);
 	free(w);
 	*wp = NULL;
@@ -424,12 +442,35 @@ static int smtp_op_deliver(void *io, const struct smtp_delivery *d)
 				  smtp_delivered, sc, &sc->job);
 }
 
+static void smtp_dkim_checked(enum dkim_result res, const char *detail,
+			      void *arg)
+{
+	struct smtp_conn *sc = arg;
+
+	sc->dkim_job = NULL;
+	smtp_session_dkim_done(sc->s, (int)res, detail);
+	smtp_conn_pump(sc);
+}
+
+static int smtp_op_dkim_check(void *io, struct dkim_verify *v)
+{
+	struct smtp_conn *sc = io;
+
+	if (sc->w->dkim == NULL) {
+		dkim_verify_free(&v);
+		return -EINVAL;
+	}
+	return dkim_check_start(sc->w->dkim, v, smtp_dkim_checked, sc,
+				&sc->dkim_job);
+}
+
 static const struct smtp_session_ops smtp_server_ops = {
 	.write = smtp_op_write,
 	.auth = smtp_op_auth,
 	.rate_ok = smtp_op_rate_ok,
 	.rcpt_enforces_e2ee = smtp_op_enforces,
 	.deliver = smtp_op_deliver,
+	.dkim_check = smtp_op_dkim_check,
 };
 
 /* ---- conn events ---- */
@@ -464,6 +505,7 @@ static int smtp_conn_start_session(struct smtp_conn *sc)
 		.tls_available = sc->tls != NULL,
 		.client_local = smtp_peer_is_loopback(&sc->peer),
 		.conn_id = conn_id(sc->c),
+		.dkim = sc->mode == SMTP_MODE_MX ? srv->o.dkim : NULL,
 	};
 
 	sc->s = smtp_session_new(&cfg, &smtp_server_ops, sc);
@@ -479,6 +521,10 @@ static void smtp_conn_closed(struct smtp_conn *sc)
 	if (sc->job != NULL) {
 		smtp_deliver_detach(sc->job);
 		sc->job = NULL;
+	}
+	if (sc->dkim_job != NULL) {
+		dkim_check_detach(sc->dkim_job);
+		sc->dkim_job = NULL;
 	}
 	if (sc->s != NULL)
 		smtp_session_summary(sc->s, summary, sizeof(summary));

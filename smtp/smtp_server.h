@@ -16,6 +16,8 @@
 #include "smtp/smtp_session.h"
 
 struct accounts;
+struct dkim_ctx;
+struct dkim_signer;
 struct pool;
 struct ratelimit;
 struct smtp_server;
@@ -35,6 +37,16 @@ struct smtp_server_opts {
 	struct pool *pool;         /* required: authentication runs there */
 	struct ratelimit *rate;    /* NULL: no submission rate limit */
 	const struct events *events;
+	/* Port 25 verifies DKIM with it (NULL: no verification); keys
+	 * through dns_server ("ip:port", NULL or "": /etc/resolv.conf). */
+	struct dkim_ctx *dkim;
+	const char *dns_server;
+	uint64_t dkim_timeout_ms; /* per key lookup; 0: 60 s */
+	/* The relay's signing key (NULL: IP-only relay or no key file):
+	 * for what leaves with From @mail_domain through
+	 * dkim_sign_start. Local mail and local bounces are not signed:
+	 * the signature would be stripped before LMTP (spec E.2). */
+	const struct dkim_signer *signer;
 };
 
 /* Strings in @o must outlive the server. 0, -EINVAL or -ENOMEM. */

@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "filter/dkim.h"
 #include "filter/e2ee.h"
 #include "smtp/smtp_auth.h"
 #include "smtp/smtp_data.h"
@@ -39,11 +40,12 @@ enum smtp_state {
 	SMTP_ST_WAIT_AUTH,    /* ops->auth pending */
 	SMTP_ST_WAIT_DELIVER, /* ops->deliver pending */
 	SMTP_ST_CLOSING,      /* QUIT, fatal error: nothing more is read */
+	SMTP_ST_WAIT_DKIM,    /* ops->dkim_check pending */
 };
 
 static const char *const smtp_state_names[] = {
-	"helo",      "ready",     "mail",         "data",
-	"auth-line", "wait-auth", "wait-deliver", "closing",
+	"helo",      "ready",        "mail",    "data",      "auth-line",
+	"wait-auth", "wait-deliver", "closing", "wait-dkim",
 };
 
 struct smtp_session {
@@ -74,6 +76,8 @@ struct smtp_session {
 	struct buf spool;
 	struct e2ee_state *e2ee;
 	struct e2ee_facts facts;
+	struct dkim_verify *dkim; /* MX: fed with DATA */
+	const char *dkim_sender;  /* the LMTP sender while WAIT_DKIM */
 
 	/* Counters per verb for the disconnect line. */
 	unsigned n_cmd[SMTP_VERB_COUNT], n_ok[SMTP_VERB_COUNT];
@@ -218,6 +222,7 @@ static void smtp_txn_reset(struct smtp_session *s)
 	s->n_rcpts = 0;
 	s->rcpt_attempts = 0;
 	buf_clear(&s->spool);
+	dkim_verify_free(&s->dkim);
 	/* Keep big spools from living on in idle sessions. */
 	if (s->spool.cap > 65536)
 		buf_free(&s->spool);
@@ -468,6 +473,8 @@ static int smtp_data_sink(void *ctx, const uint8_t *p, size_t n)
 	struct smtp_session *s = ctx;
 
 	e2ee_feed(s->e2ee, p, n);
+	if (s->dkim != NULL)
+		dkim_verify_feed(s->dkim, p, n);
 	return buf_append(&s->spool, p, n) < 0 ? -1 : 0;
 }
 
@@ -497,6 +504,14 @@ static int smtp_do_data(struct smtp_session *s, const struct smtp_cmd *c)
 	buf_init(&s->spool, max == 0 || max > UINT32_MAX - 1 ? UINT32_MAX - 1
 							     : (uint32_t)max);
 	e2ee_init(s->e2ee);
+	dkim_verify_free(&s->dkim);
+	if (s->cfg.mode == SMTP_MODE_MX && s->cfg.dkim != NULL &&
+	    dkim_verify_new(s->cfg.dkim, &s->dkim) < 0) {
+		smtp_reply(s, SMTP_R_OOM);
+		smtp_enter_state(s, SMTP_ST_CLOSING);
+		s->act = SMTP_ACT_CLOSE;
+		return -1;
+	}
 	smtp_data_init(&s->data, max, smtp_data_sink, s);
 	smtp_enter_state(s, SMTP_ST_DATA);
 	smtp_reply(s, SMTP_R_DATA_GO);
@@ -805,10 +820,56 @@ static const char *smtp_verdict(struct smtp_session *s,
 	return e2ee_incoming_resets_sender(f, s->mail_from) ? "" : s->mail_from;
 }
 
+static void smtp_deliver_msg(struct smtp_session *s, const struct e2ee_facts *f,
+			     const char *sender);
+
+/* D.7 step 5, the origin check: DKIM of the From domain (E.3). 1: go on
+ * to delivery (a domain literal is exempt), 0: verification pending, -1:
+ * rejected (replied). */
+static int smtp_dkim_start(struct smtp_session *s, const struct e2ee_facts *f,
+			   const char *sender)
+{
+	const char *at = f->from_ok ? strrchr(f->from_addr, '@') : NULL;
+	const char *dom = at != NULL ? at + 1 : "";
+	struct dkim_verify *v;
+	enum dkim_result res;
+
+	if (dom[0] == '[')
+		return 1;
+	if (s->dkim == NULL) {
+		smtp_reply(s, SMTP_R_LOCAL_TEMPFAIL);
+		smtp_txn_reset(s);
+		return -1;
+	}
+	res = dkim_verify_end(s->dkim, dom);
+	if (res != DKIM_RES_PASS) {
+		log_info("%016" PRIx64 " dkim result=%s from_domain=%s "
+			 "detail=%s",
+			 s->cfg.conn_id, dkim_result_name(res), dom,
+			 dkim_verify_detail(s->dkim));
+		if (res == DKIM_RES_NOSIG)
+			smtp_reply(s, SMTP_R_NO_DKIM);
+		else
+			smtp_reply(s, SMTP_R_BAD_DKIM);
+		smtp_txn_reset(s);
+		return -1;
+	}
+	v = s->dkim;
+	s->dkim = NULL;
+	s->dkim_sender = sender;
+	smtp_enter_state(s, SMTP_ST_WAIT_DKIM);
+	if (s->ops->dkim_check(s->io, v) < 0) {
+		smtp_enter_state(s, SMTP_ST_MAIL);
+		smtp_reply(s, SMTP_R_DKIM_TEMPFAIL);
+		smtp_txn_reset(s);
+		return -1;
+	}
+	return 0;
+}
+
 static void smtp_data_done(struct smtp_session *s, int r)
 {
 	struct e2ee_facts *f;
-	struct smtp_delivery d;
 	const char *sender;
 
 	smtp_enter_state(s, SMTP_ST_MAIL);
@@ -834,6 +895,18 @@ static void smtp_data_done(struct smtp_session *s, int r)
 		smtp_txn_reset(s);
 		return;
 	}
+	if (s->cfg.mode == SMTP_MODE_MX && s->cfg.dkim != NULL &&
+	    smtp_dkim_start(s, f, sender) <= 0)
+		return; /* rejected, or verification pending */
+	smtp_deliver_msg(s, f, sender);
+}
+
+/* Hand the accepted message to the driver for delivery. */
+static void smtp_deliver_msg(struct smtp_session *s, const struct e2ee_facts *f,
+			     const char *sender)
+{
+	struct smtp_delivery d;
+
 	memset(&d, 0, sizeof(d));
 	d.submission = s->cfg.mode == SMTP_MODE_SUBMISSION;
 	d.mail_from = s->mail_from;
@@ -893,6 +966,7 @@ void smtp_session_free(struct smtp_session **sp)
 	buf_free(&s->out);
 	buf_free(&s->spool);
 	arena_free(&s->txn_arena);
+	dkim_verify_free(&s->dkim);
 	free(s->e2ee);
 	free(s);
 	*sp = NULL;
@@ -902,7 +976,8 @@ static bool smtp_busy(const struct smtp_session *s)
 {
 	return s->state == SMTP_ST_WAIT_AUTH ||
 	       s->state == SMTP_ST_WAIT_DELIVER ||
-	       s->state == SMTP_ST_CLOSING || s->act != SMTP_ACT_READ;
+	       s->state == SMTP_ST_WAIT_DKIM || s->state == SMTP_ST_CLOSING ||
+	       s->act != SMTP_ACT_READ;
 }
 
 /* One complete command line (or SASL response). */
@@ -974,7 +1049,8 @@ size_t smtp_session_input(struct smtp_session *s, const uint8_t *data,
 	      smtp_parse_line_ready(data + off, len - off)))
 		smtp_flush(s);
 	*act_r = s->state == SMTP_ST_WAIT_AUTH ||
-				 s->state == SMTP_ST_WAIT_DELIVER
+				 s->state == SMTP_ST_WAIT_DELIVER ||
+				 s->state == SMTP_ST_WAIT_DKIM
 			 ? SMTP_ACT_WAIT
 			 : s->act;
 	if (s->act == SMTP_ACT_STARTTLS)
@@ -1052,7 +1128,36 @@ void smtp_session_shutdown(struct smtp_session *s)
 bool smtp_session_waiting(const struct smtp_session *s)
 {
 	return s->state == SMTP_ST_WAIT_AUTH ||
-	       s->state == SMTP_ST_WAIT_DELIVER;
+	       s->state == SMTP_ST_WAIT_DELIVER ||
+	       s->state == SMTP_ST_WAIT_DKIM;
+}
+
+void smtp_session_dkim_done(struct smtp_session *s, int dkim_result,
+			    const char *detail)
+{
+	const char *at;
+
+	if (s->state != SMTP_ST_WAIT_DKIM)
+		return;
+	smtp_enter_state(s, SMTP_ST_MAIL);
+	at = s->facts.from_ok ? strrchr(s->facts.from_addr, '@') : NULL;
+	log_info("%016" PRIx64 " dkim result=%s from_domain=%s detail=%s",
+		 s->cfg.conn_id,
+		 dkim_result_name((enum dkim_result)dkim_result),
+		 at != NULL ? at + 1 : "", detail != NULL ? detail : "");
+	switch (dkim_result) {
+	case DKIM_RES_PASS:
+		smtp_deliver_msg(s, &s->facts, s->dkim_sender);
+		break;
+	case DKIM_RES_TEMPFAIL:
+		smtp_reply(s, SMTP_R_DKIM_TEMPFAIL);
+		smtp_txn_reset(s);
+		break;
+	default:
+		smtp_reply(s, SMTP_R_BAD_DKIM);
+		smtp_txn_reset(s);
+		break;
+	}
 }
 
 void smtp_session_summary(const struct smtp_session *s, char *out,

@@ -15,6 +15,9 @@
 
 #include "smtp/smtp_addr.h"
 
+struct dkim_ctx;
+struct dkim_verify;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,6 +43,10 @@ struct smtp_session_cfg {
 	bool tls_available; /* STARTTLS may be offered (a context exists) */
 	bool client_local;  /* loopback client: HELO name not checked */
 	uint64_t conn_id;   /* for log lines */
+	/* MX: verify DKIM (spec D.7 step 5, E.3) with this library handle;
+	 * NULL: no verification (tests of other rules, FILTERMAIL_SKIP_DKIM
+	 * of filtermail's tests). */
+	struct dkim_ctx *dkim;
 };
 
 /* A message ready for delivery: the driver hands it to Dovecot and
@@ -74,6 +81,10 @@ struct smtp_session_ops {
 	/* Deliver @d; the answer comes with smtp_session_deliver_done. 0,
 	 * or <0: 451 temporary failure. */
 	int (*deliver)(void *io, const struct smtp_delivery *d);
+	/* MX with cfg.dkim: fetch the keys of @v and verify (the driver
+	 * owns @v from now on, even on failure); the answer comes with
+	 * smtp_session_dkim_done. 0, or <0: 451 temporary failure. */
+	int (*dkim_check)(void *io, struct dkim_verify *v);
 };
 
 /* What smtp_session_input wants next from the driver. */
@@ -111,6 +122,11 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result res,
 /* Result of ops->deliver: the one reply for the client's DATA. */
 void smtp_session_deliver_done(struct smtp_session *s, unsigned code,
 			       const char *esc, const char *text);
+
+/* Result of ops->dkim_check: an enum dkim_result (filter/dkim.h) and a
+ * reason for the log. */
+void smtp_session_dkim_done(struct smtp_session *s, int dkim_result,
+			    const char *detail);
 
 /* The idle timeout passed: 421 and SMTP_ACT_CLOSE semantics (the driver
  * closes after the write). */

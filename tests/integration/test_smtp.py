@@ -2,9 +2,13 @@
 starts itself: create-on-login over SMTP AUTH, encrypted mail submitted on
 587 (STARTTLS) and 465 (TLS) landing in the recipient's maildir with the
 privacy rewrites, a 523 leaving nothing on disk, the rate limit, MX mail
-on port 25, quota, the unknown-user bounce, and Dovecot stopped -> 451.
-Encrypted mail is real OpenPGP made here with gpg(1) (SKESK + SEIPD).
-Each test runs on each I/O backend."""
+on port 25 (DKIM-signed by dkimpy, the key served by a real dnsmasq on
+loopback that ringmail queries through c-ares: signed and aligned is
+delivered without its DKIM-Signature, unsigned gets 554 No DKIM signature
+found, a broken or foreign signature 554 No valid DKIM signature found),
+quota, the unknown-user bounce, and Dovecot stopped -> 451. Encrypted mail
+is real OpenPGP made here with gpg(1) (SKESK + SEIPD). Each test runs on
+each I/O backend."""
 
 import os
 import shutil
@@ -17,8 +21,14 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringmail_harness import (Relay, recv_all, run_tests,  # noqa: E402
+from ringmail_harness import (BIN, Relay, recv_all, run_tests,  # noqa: E402
                               tls_client)
+import dns_harness  # noqa: E402
+
+try:
+    import dkim  # Debian's python3-dkim
+except ImportError:
+    dkim = None
 
 PASSWORD = "correct horse battery"
 
@@ -223,9 +233,51 @@ def test_rate_limit(backend):
         r.stop()
 
 
+class PeerDomain:
+    """A peer relay's DKIM: an RSA key (openssl), its record in dnsmasq."""
+
+    def __init__(self, domain="example.net", selector="opendkim", ttl=3600):
+        self.dir = tempfile.mkdtemp(prefix="ringmail-peer-")
+        self.key = os.path.join(self.dir, "peer.key")
+        subprocess.run(["openssl", "genrsa", "-out", self.key, "2048"],
+                       check=True, capture_output=True)
+        pub = subprocess.run(["openssl", "rsa", "-in", self.key, "-pubout"],
+                             check=True, capture_output=True).stdout
+        p = "".join(ln for ln in pub.decode().splitlines()
+                    if not ln.startswith("-"))
+        self.domain, self.selector = domain, selector
+        self.dns = dns_harness.DnsServer(
+            {"%s._domainkey.%s" % (selector, domain):
+             "v=DKIM1;k=rsa;p=%s;s=email;t=s" % p},
+            local=("test", domain), ttl=ttl).start()
+
+    def sign(self, msg, domain=None):
+        with open(self.key, "rb") as f:
+            pem = f.read()
+        h = dkim.sign(msg, self.selector.encode(),
+                      (domain or self.domain).encode(), pem,
+                      canonicalize=(b"relaxed", b"simple"),
+                      include_headers=[b"from", b"to", b"subject",
+                                       b"message-id", b"content-type"])
+        return h.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + msg
+
+    def close(self):
+        self.dns.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def test_mx_incoming(backend):
-    r = Relay(backend, dovecot=True).start()
+    peer = PeerDomain()
+    # The relay's own signing key, made by `ringmail dkim keygen`.
+    own_key = os.path.join(peer.dir, "own.private")
+    subprocess.run([BIN, "dkim", "--domain", "example.org", "--key",
+                    own_key, "keygen"], check=True, capture_output=True)
+    r = Relay(backend, dovecot=True,
+              extra="dns_server = %s\ndkim_key_file = %s" %
+              (peer.dns.server, own_key)).start()
     try:
+        assert r.wait_log("serve: dkim signing domain=example.org "
+                          "selector=opendkim key=" + own_key)
         login(r, "bobbybob9@example.org")
         c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
         c.ehlo("mx.example.net")
@@ -248,24 +300,106 @@ def test_mx_incoming(backend):
             raise AssertionError("relayed")
         except smtplib.SMTPRecipientsRefused as e:
             assert e.recipients["x@elsewhere.net"][0] == 554
-        msg = encrypted_mail("carol@example.net", "bobbybob9@example.org",
-                             "kept",
-                             b"DKIM-Signature: v=1; d=example.net; b=yy\r\n"
-                             b"Authentication-Results: x; dkim=pass\r\n")
+        # Encrypted but unsigned: the origin check (after the E2EE one).
+        msg = encrypted_mail("carol@example.net", "bobbybob9@example.org")
+        try:
+            c.sendmail("carol@example.net", ["bobbybob9@example.org"], msg)
+            raise AssertionError("unsigned accepted")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 554, e
+            assert e.smtp_error == b"5.7.1 No DKIM signature found", e
+        # Signed, then changed on the way; signed by another domain.
+        bad = [peer.sign(msg).replace(b"Subject: hello", b"Subject: hullo"),
+               peer.sign(msg, domain="other.test")]
+        for m in bad:
+            try:
+                c.sendmail("carol@example.net", ["bobbybob9@example.org"], m)
+                raise AssertionError("bad signature accepted")
+            except smtplib.SMTPDataError as e:
+                assert e.smtp_code == 554, e
+                assert e.smtp_error == \
+                    b"5.7.1 No valid DKIM signature found", e
+        assert r.messages("bobbybob9@example.org") == []
+        # A broken signature next to a valid aligned one does no harm.
+        msg = peer.sign(encrypted_mail(
+            "carol@example.net", "bobbybob9@example.org", "kept",
+            b"DKIM-Signature: v=1; d=example.net; b=yy\r\n"
+            b"Authentication-Results: x; dkim=pass\r\n"))
         assert c.sendmail("carol@example.net", ["BobbyBob9@example.org"],
                           msg) == {}
+        # From a domain literal (an IP-only relay): no DKIM to check.
+        lit = encrypted_mail("carol@[127.0.0.1]", "bobbybob9@example.org",
+                             "literal")
+        assert c.sendmail("carol@[127.0.0.1]", ["bobbybob9@example.org"],
+                          lit) == {}
+        # A client that leaves while its key lookup hangs (the DNS of
+        # peer.slow.test never answers): the check is dropped with it.
+        gone = r.log_count("smtp disconnect")
+        c2 = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
+        c2.starttls(context=tls_client())
+        c2.ehlo("mx.peer.slow.test")
+        assert c2.mail("carol@peer.slow.test")[0] == 250
+        assert c2.rcpt("bobbybob9@example.org")[0] == 250
+        assert c2.docmd("DATA")[0] == 354
+        c2.send(peer.sign(encrypted_mail("carol@peer.slow.test",
+                                         "bobbybob9@example.org", "slow"),
+                          domain="peer.slow.test") + b".\r\n")
+        r.wait_log("-> wait-dkim")
+        c2.close()
+        deadline = time.monotonic() + 10
+        while r.log_count("smtp disconnect") == gone and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r.log_count("smtp disconnect") > gone
+        # The key is cached: a second message needs no second lookup.
+        assert c.sendmail("carol@example.net", ["bobbybob9@example.org"],
+                          peer.sign(encrypted_mail(
+                              "carol@example.net",
+                              "bobbybob9@example.org", "again"))) == {}
         c.quit()
-        got = wait_messages(r, "bobbybob9@example.org", 1)
-        assert len(got) == 1
-        m = got[0]
+        got = wait_messages(r, "bobbybob9@example.org", 3)
+        assert len(got) == 3, len(got)
+        assert not any(b"Subject: slow" in g for g in got)
+        m = [g for g in got if b"Subject: kept" in g][0]
         # Incoming mail keeps its Subject; the LMTP cleanup still runs.
         assert b"Subject: kept" in m
         assert b"DKIM-Signature" not in m
         assert b"Authentication-Results" not in m
         assert b"Return-Path: <carol@example.net>" in m
         assert r.wait_log("Incoming: Filtering encrypted mail.")
+        assert r.wait_log("dkim result=pass from_domain=example.net")
+        # Looked up for the first broken signature, dropped from the
+        # cache when it failed with that key, looked up again for the
+        # first good message, cached for the second (TTL 3600).
+        assert peer.dns.queries().count(
+            "opendkim._domainkey.example.net") == 2, peer.dns.queries()
     finally:
         r.stop()
+        peer.close()
+
+
+def test_mx_dkim_ttl(backend):
+    """A key served with TTL 0 is not cached: each message looks it up."""
+    peer = PeerDomain(ttl=0)
+    r = Relay(backend, dovecot=True,
+              extra="dns_server = %s" % peer.dns.server).start()
+    try:
+        login(r, "bobbybob9@example.org")
+        c = smtplib.SMTP("127.0.0.1", r.ports["smtp"], timeout=30)
+        c.starttls(context=tls_client())
+        c.ehlo("mx.example.net")
+        for i in range(2):
+            assert c.sendmail("carol@example.net", ["bobbybob9@example.org"],
+                              peer.sign(encrypted_mail(
+                                  "carol@example.net",
+                                  "bobbybob9@example.org", "t%d" % i))) == {}
+        c.quit()
+        assert len(wait_messages(r, "bobbybob9@example.org", 2)) == 2
+        assert peer.dns.queries().count(
+            "opendkim._domainkey.example.net") == 2, peer.dns.queries()
+    finally:
+        r.stop()
+        peer.close()
 
 
 def test_unknown_user_bounce(backend):
@@ -421,8 +555,12 @@ if __name__ == "__main__":
     if not os.access("/usr/sbin/dovecot", os.X_OK):
         print("SKIP: no /usr/sbin/dovecot")
         sys.exit(77)
+    if dkim is None or not dns_harness.available():
+        print("SKIP: python3-dkim or dnsmasq missing")
+        sys.exit(77)
     run_tests([test_submission_delivers_with_privacy,
                test_unencrypted_rejected_leaves_nothing, test_rate_limit,
-               test_mx_incoming, test_unknown_user_bounce, test_quota,
-               test_size_limit_edge, test_connection_limit_and_idle_timeout,
+               test_mx_incoming, test_mx_dkim_ttl, test_unknown_user_bounce,
+               test_quota, test_size_limit_edge,
+               test_connection_limit_and_idle_timeout,
                test_dovecot_down_gives_451])

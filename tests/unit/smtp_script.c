@@ -16,7 +16,10 @@
  *   expect-delivery SENDER RCPT,RCPT   the last one ("<>" = null)
  *   expect-body-has TEXT / expect-body-lacks TEXT   in the last message
  *   expect-flags N         rewrite flags of the last delivery
- *   expect-auth USER       the last authentication asked for USER */
+ *   expect-auth USER       the last authentication asked for USER
+ *   dkim pass|fail|tempfail   verify DKIM (MX); the check answers so
+ *   expect-dkim-checks N   ops->dkim_check was called N times so far
+ *   expect-dkim-key NAME   the first key the last check needed */
 #include "smtp_script.h"
 
 /* system */
@@ -24,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* project */
+#include "filter/dkim.h"
 
 static int smtp_fake_write(void *io, const void *p, size_t n)
 {
@@ -92,12 +98,25 @@ static int smtp_fake_deliver(void *io, const struct smtp_delivery *d)
 	return 0;
 }
 
+static int smtp_fake_dkim_check(void *io, struct dkim_verify *v)
+{
+	struct smtp_fake *f = io;
+
+	f->n_dkim++;
+	f->dkim_pending = true;
+	snprintf(f->last_dkim_key, sizeof(f->last_dkim_key), "%s",
+		 dkim_verify_nkeys(v) > 0 ? dkim_verify_key_name(v, 0) : "");
+	dkim_verify_free(&v);
+	return 0;
+}
+
 static const struct smtp_session_ops smtp_fake_ops = {
 	.write = smtp_fake_write,
 	.auth = smtp_fake_auth,
 	.rate_ok = smtp_fake_rate_ok,
 	.rcpt_enforces_e2ee = smtp_fake_enforces,
 	.deliver = smtp_fake_deliver,
+	.dkim_check = smtp_fake_dkim_check,
 };
 
 void smtp_fake_init(struct smtp_fake *f, enum smtp_mode mode, bool tls)
@@ -130,6 +149,7 @@ void smtp_fake_free(struct smtp_fake *f)
 	buf_free(&f->in);
 	buf_free(&f->out);
 	buf_free(&f->last_msg);
+	dkim_ctx_free(&f->dkim_ctx);
 }
 
 /* Run the session over what is buffered, answering async calls. */
@@ -149,6 +169,11 @@ static void smtp_fake_pump(struct smtp_fake *f)
 						       ? f->auth_login
 						       : f->auth_user,
 					       f->auth_reason);
+			continue;
+		}
+		if (act == SMTP_ACT_WAIT && f->dkim_pending) {
+			f->dkim_pending = false;
+			smtp_session_dkim_done(f->s, f->dkim_res, "fake");
 			continue;
 		}
 		if (act == SMTP_ACT_WAIT && f->deliver_pending) {
@@ -339,6 +364,22 @@ int smtp_script_run(const char *path, size_t chunk, char *err, size_t err_len)
 			a = a != NULL ? strchr(a + 1, ' ') : NULL;
 			snprintf(f.deliver_text, sizeof(f.deliver_text), "%s",
 				 a != NULL ? a + 1 : "");
+		} else if (strcmp(cmd, "dkim") == 0) {
+			if (f.dkim_ctx == NULL && dkim_ctx_new(&f.dkim_ctx) < 0)
+				SCRIPT_FAIL("dkim_ctx_new failed");
+			f.cfg.dkim = f.dkim_ctx;
+			f.dkim_res = strcmp(a, "pass") == 0 ? DKIM_RES_PASS
+				     : strcmp(a, "tempfail") == 0
+					     ? DKIM_RES_TEMPFAIL
+					     : DKIM_RES_FAIL;
+		} else if (strcmp(cmd, "expect-dkim-checks") == 0) {
+			if (f.n_dkim != (unsigned)atoi(a))
+				SCRIPT_FAIL("%u DKIM checks, expected %s",
+					    f.n_dkim, a);
+		} else if (strcmp(cmd, "expect-dkim-key") == 0) {
+			if (strcmp(f.last_dkim_key, a) != 0)
+				SCRIPT_FAIL("DKIM key \"%s\", expected \"%s\"",
+					    f.last_dkim_key, a);
 		} else if (strcmp(cmd, "start") == 0) {
 			if (smtp_fake_start(&f) < 0)
 				SCRIPT_FAIL("session_new failed");

@@ -40,6 +40,13 @@ struct smtp_fake {
 	char last_rcpts[2048];
 	unsigned last_flags;
 	struct buf last_msg;
+	/* DKIM (directive "dkim pass|fail|tempfail"): the session parses
+	 * the signatures with libopendkim; the fake answers the check. */
+	struct dkim_ctx *dkim_ctx;
+	int dkim_res; /* enum dkim_result */
+	bool dkim_pending;
+	unsigned n_dkim;
+	char last_dkim_key[320];
 };
 
 void smtp_fake_init(struct smtp_fake *f, enum smtp_mode mode, bool tls);
