@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* project */
 #include "app/serve.h"
@@ -19,6 +20,7 @@
 #include "core/pool.h"
 #include "core/ratelimit.h"
 #include "filter/dkim.h"
+#include "imap-proxy/imap_server.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
 #include "smtp/smtp_server.h"
@@ -87,6 +89,96 @@ static int cmd_serve_dovecot_start(const struct config *cfg,
 	return 0;
 }
 
+/* A small configured file (TURN secret, appversions JSON) as one line
+ * with surrounding white space cut; NULL when unset, unreadable or not
+ * one line. Start-up only (blocking). */
+static char *cmd_serve_read_line(const char *path, const char *what)
+{
+	char *buf;
+	size_t n = 0, a, b;
+	FILE *f;
+
+	if (path == NULL || path[0] == '\0')
+		return NULL;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		log_warn("serve: %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(16385);
+	if (buf != NULL)
+		n = fread(buf, 1, 16384, f);
+	fclose(f);
+	if (buf == NULL)
+		return NULL;
+	buf[n] = '\0';
+	for (a = 0; a < n && strchr(" \t\r\n", buf[a]) != NULL; a++)
+		;
+	for (b = n; b > a && strchr(" \t\r\n", buf[b - 1]) != NULL; b--)
+		;
+	buf[b] = '\0';
+	memmove(buf, buf + a, b - a + 1);
+	if (buf[0] == '\0' || strpbrk(buf, "\r\n") != NULL ||
+	    strlen(buf) != b - a) {
+		log_warn("serve: %s %s: not one line, ignored", what, path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The IMAP proxy: a fresh master secret for the Dovecot we manage. */
+static int cmd_serve_imap_new(const struct config *cfg,
+			      const struct dovecot_settings *ds,
+			      struct accounts *acc, struct pool *pool,
+			      struct events *ev, struct imap_server **imap_r)
+{
+	char secret[DOVECOT_SECRET_LEN + 1];
+	char *turn, *appv;
+	int r;
+
+	*imap_r = NULL;
+	if (dovecot_secret_new(secret) < 0 ||
+	    dovecot_master_users_write(ds, secret) < 0) {
+		log_err("serve: imap: cannot set up the Dovecot master user");
+		return -1;
+	}
+	turn = cmd_serve_read_line(cfg->turn_secret_file, "turn_secret_file");
+	appv = cmd_serve_read_line(cfg->appversions_file, "appversions_file");
+	{
+		struct imap_server_opts io = {
+			.mail_domain = cfg->mail_domain,
+			.mail_domain_bare = cfg->mail_domain_bare,
+			.max_conns = (unsigned)cfg->max_imap_connections,
+			.preauth_timeout_ms = cfg->imap_preauth_timeout_ms,
+			.accounts = acc,
+			.pool = pool,
+			.dovecot_port = (unsigned)cfg->dovecot_imap_port,
+			.dovecot_secret = secret,
+			.iroh_relay = cfg->iroh_relay,
+			.turn_secret = turn,
+			.appversions = appv,
+			.privacy_mail = cfg->privacy_mail,
+		};
+
+		r = imap_server_new(&io, imap_r);
+	}
+	explicit_bzero(secret, sizeof(secret));
+	if (turn != NULL) {
+		explicit_bzero(turn, strlen(turn));
+		free(turn);
+	}
+	free(appv);
+	if (r == 0)
+		r = imap_server_subscribe(*imap_r, ev);
+	if (r < 0) {
+		log_err("serve: imap: %s", strerror(-r));
+		imap_server_free(imap_r);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_serve_run(const struct config *cfg)
 {
 	struct serve_settings st;
@@ -97,6 +189,7 @@ static int cmd_serve_run(const struct config *cfg)
 	struct smtp_server *smtp = NULL;
 	struct dkim_ctx *dkim = NULL;
 	struct dkim_signer *signer = NULL;
+	struct imap_server *imap = NULL;
 	struct dovecot_settings ds;
 	struct events ev;
 	bool dovecot = false;
@@ -176,8 +269,11 @@ static int cmd_serve_run(const struct config *cfg)
 			goto out;
 		}
 	}
+	if (dovecot && cmd_serve_imap_new(cfg, &ds, acc, pool, &ev, &imap) < 0)
+		goto out;
 	cmd_serve_settings(cfg, &st);
 	st.smtp = smtp;
+	st.imap = imap;
 	rc = serve_run(&st);
 out:
 	if (pool != NULL)
@@ -185,6 +281,7 @@ out:
 	smtp_server_free(&smtp);
 	dkim_signer_free(&signer);
 	dkim_ctx_free(&dkim);
+	imap_server_free(&imap);
 	ratelimit_free(&rate);
 	if (acc != NULL)
 		accounts_close(&acc);

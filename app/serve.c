@@ -18,6 +18,7 @@
 /* project */
 #include "core/listen.h"
 #include "core/log.h"
+#include "imap-proxy/imap_server.h"
 #include "smtp/smtp_server.h"
 
 #define SERVE_MAX_LISTENERS 32
@@ -56,6 +57,7 @@ struct serve_worker {
 	struct loop *loop;
 	struct loop_listener *li[SERVE_MAX_LISTENERS];
 	struct smtp_worker *smtp;
+	struct imap_worker *imap;
 	int started; /* 1 ok, -1 failed */
 };
 
@@ -240,8 +242,16 @@ static void serve_accept(struct loop_listener *li, int fd,
 			srv->tls[a->svc], serve_svc_defs[a->svc].implicit_tls);
 		return;
 	}
-	serve_banner_start(a->w->loop, fd, a->svc, srv->tls[a->svc],
-			   srv->st->mail_domain, srv->st->idle_timeout_ms);
+	if (a->w->imap != NULL &&
+	    (a->svc == SERVE_SVC_IMAP || a->svc == SERVE_SVC_IMAPS)) {
+		imap_worker_accept(a->w->imap, fd, peer, peer_len,
+				   srv->tls[a->svc],
+				   serve_svc_defs[a->svc].implicit_tls);
+		return;
+	}
+	serve_banner_start_mux(a->w->loop, fd, a->svc, srv->tls[a->svc],
+			       srv->st->mail_domain, srv->st->idle_timeout_ms,
+			       a->w->imap, peer, peer_len);
 }
 
 static void serve_worker_started(struct serve_worker *w, int ok)
@@ -279,6 +289,14 @@ static void *serve_worker_main(void *arg)
 			return NULL;
 		}
 	}
+	if (srv->st->imap != NULL) {
+		w->imap = imap_worker_new(srv->st->imap, w->loop);
+		if (w->imap == NULL) {
+			log_err("worker %u: IMAP setup failed", w->idx);
+			serve_worker_started(w, -1);
+			return NULL;
+		}
+	}
 	for (unsigned i = 0; i < srv->nls; i++) {
 		struct serve_accept_arg *a =
 			&srv->accept_args[w->idx * srv->nls + i];
@@ -307,6 +325,8 @@ static void *serve_worker_main(void *arg)
 	smtp_worker_free(&w->smtp);
 	for (int i = 0; i < 50 && loop_conn_count(w->loop) > 0; i++)
 		(void)loop_run_once(w->loop, 10);
+	/* Last: no posted wake-up runs after this (loop_free drops them). */
+	imap_worker_free(&w->imap);
 	return NULL;
 }
 

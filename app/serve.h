@@ -24,6 +24,8 @@ enum serve_svc {
 
 /* What `serve` needs, derived from the configuration. */
 struct smtp_server;
+struct imap_server;
+struct imap_worker;
 
 struct serve_settings {
 	const char *mail_domain;
@@ -36,6 +38,7 @@ struct serve_settings {
 	uint64_t drain_timeout_ms;
 	uint64_t idle_timeout_ms;
 	struct smtp_server *smtp; /* NULL: SMTP ports answer 421 */
+	struct imap_server *imap; /* NULL: IMAP ports answer BYE */
 };
 
 /* Static facts about each service. */
@@ -59,5 +62,10 @@ int serve_run(const struct serve_settings *st);
 void serve_banner_start(struct loop *l, int fd, enum serve_svc svc,
 			struct tls_ctx *tls, const char *mail_domain,
 			uint64_t idle_timeout_ms);
+/* The same for 443 with an IMAP worker: ALPN "imap" goes to @imap. */
+void serve_banner_start_mux(struct loop *l, int fd, enum serve_svc svc,
+			    struct tls_ctx *tls, const char *mail_domain,
+			    uint64_t idle_timeout_ms, struct imap_worker *imap,
+			    const struct sockaddr *peer, socklen_t peer_len);
 
 #endif

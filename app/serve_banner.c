@@ -12,10 +12,14 @@
 
 /* project */
 #include "core/log.h"
+#include "imap-proxy/imap_server.h"
 
 struct serve_banner {
 	enum serve_svc svc;
 	const char *mail_domain;
+	struct imap_worker *imap; /* 443: where ALPN "imap" goes */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
 };
 
 /* Which protocol the bytes follow: the port's, or on 443 the ALPN's. */
@@ -72,6 +76,17 @@ static void serve_banner_event(struct conn *c, enum conn_ev ev, void *arg)
 
 	switch (ev) {
 	case CONN_EV_TLS_READY:
+		if (b->imap != NULL && b->svc == SERVE_SVC_HTTPS &&
+		    strcmp(conn_tls_alpn(c), "imap") == 0) {
+			struct imap_worker *imap = b->imap;
+			struct sockaddr_storage peer = b->peer;
+			socklen_t peer_len = b->peer_len;
+
+			free(b);
+			imap_worker_adopt(imap, c, (struct sockaddr *)&peer,
+					  peer_len);
+			break;
+		}
 		serve_banner_reply(c, b);
 		break;
 	case CONN_EV_DATA:
@@ -104,6 +119,15 @@ void serve_banner_start(struct loop *l, int fd, enum serve_svc svc,
 			struct tls_ctx *tls, const char *mail_domain,
 			uint64_t idle_timeout_ms)
 {
+	serve_banner_start_mux(l, fd, svc, tls, mail_domain, idle_timeout_ms,
+			       NULL, NULL, 0);
+}
+
+void serve_banner_start_mux(struct loop *l, int fd, enum serve_svc svc,
+			    struct tls_ctx *tls, const char *mail_domain,
+			    uint64_t idle_timeout_ms, struct imap_worker *imap,
+			    const struct sockaddr *peer, socklen_t peer_len)
+{
 	struct serve_banner *b = calloc(1, sizeof(*b));
 	struct conn *c;
 
@@ -113,6 +137,11 @@ void serve_banner_start(struct loop *l, int fd, enum serve_svc svc,
 	}
 	b->svc = svc;
 	b->mail_domain = mail_domain;
+	b->imap = imap;
+	if (peer != NULL && peer_len <= sizeof(b->peer)) {
+		memcpy(&b->peer, peer, peer_len);
+		b->peer_len = peer_len;
+	}
 	c = conn_new(l, fd, serve_svc_def(svc)->implicit_tls ? tls : NULL, 0,
 		     serve_banner_event, b);
 	if (c == NULL) {

@@ -420,6 +420,12 @@ struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
 	return c;
 }
 
+void conn_set_handler(struct conn *c, conn_fn *fn, void *arg)
+{
+	c->fn = fn;
+	c->arg = arg;
+}
+
 struct buf *conn_input(struct conn *c)
 {
 	return &c->in;

@@ -47,6 +47,10 @@ struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
 			  const char *sni, uint32_t input_max, conn_fn *fn,
 			  void *arg);
 
+/* Hand the connection to another session (443: after the handshake,
+ * by ALPN): later events go to @fn(@arg). */
+void conn_set_handler(struct conn *c, conn_fn *fn, void *arg);
+
 /* Plaintext received and not yet consumed. */
 struct buf *conn_input(struct conn *c);
 /* Drop @n bytes from the input (resumes receiving if it was full). */

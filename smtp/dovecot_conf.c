@@ -444,8 +444,13 @@ static void dovecot_print_protocols(const struct dovecot_ctx *x, FILE *f)
 				1000);
 	else
 		fprintf(f, "imap_hibernate_timeout = 0\n");
-	fprintf(f, "protocol imap {\n"
+	fprintf(f, "# METADATA (RFC 5464): ringmail answers the chatmail keys "
+		   "itself\n"
+		   "# (imap-proxy); anything else is kept per user here.\n"
+		   "mail_attribute_dict = file:%%h/dovecot-attributes\n"
+		   "protocol imap {\n"
 		   "  mail_plugins = $mail_plugins imap_quota\n"
+		   "  imap_metadata = yes\n"
 		   "}\n"
 		   "# The 250 to the SMTP client waits for Dovecot's reply, "
 		   "so a 250 means\n"

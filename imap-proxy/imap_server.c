@@ -1,0 +1,230 @@
+/* imap-proxy/imap_server: the process-wide server, per-loop workers and
+ * the delivery events that wake idling sessions. */
+#include "imap-proxy/imap_server.h"
+
+/* system */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* project */
+#include "core/conn.h"
+#include "core/log.h"
+#include "imap-proxy/imap-int.h"
+
+static char *imap_strdup_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+int imap_server_new(const struct imap_server_opts *o, struct imap_server **s_r)
+{
+	struct imap_server *s;
+
+	*s_r = NULL;
+	if (o->mail_domain == NULL || o->accounts == NULL || o->pool == NULL ||
+	    o->dovecot_secret == NULL ||
+	    strlen(o->dovecot_secret) >= IMAP_SECRET_MAX ||
+	    o->dovecot_port == 0 || o->dovecot_port > 65535)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->o = *o;
+	if (s->o.max_conns == 0)
+		s->o.max_conns = 10000;
+	if (s->o.preauth_timeout_ms == 0)
+		s->o.preauth_timeout_ms = 60000;
+	s->mail_domain = strdup(o->mail_domain);
+	s->mail_domain_bare =
+		strdup(o->mail_domain_bare != NULL ? o->mail_domain_bare
+						   : o->mail_domain);
+	s->iroh_relay = imap_strdup_or_null(o->iroh_relay);
+	s->turn_secret = imap_strdup_or_null(o->turn_secret);
+	s->appversions = imap_strdup_or_null(o->appversions);
+	s->privacy_mail = imap_strdup_or_null(o->privacy_mail);
+	snprintf(s->secret, sizeof(s->secret), "%s", o->dovecot_secret);
+	s->dovecot_addr.sin_family = AF_INET;
+	s->dovecot_addr.sin_port = htons((uint16_t)o->dovecot_port);
+	s->dovecot_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	atomic_init(&s->conns, 0);
+	pthread_mutex_init(&s->mtx, NULL);
+	if (s->mail_domain == NULL || s->mail_domain_bare == NULL) {
+		imap_server_free(&s);
+		return -ENOMEM;
+	}
+	*s_r = s;
+	return 0;
+}
+
+void imap_server_free(struct imap_server **sp)
+{
+	struct imap_server *s = *sp;
+
+	if (s == NULL)
+		return;
+	explicit_bzero(s->secret, sizeof(s->secret));
+	free(s->mail_domain);
+	free(s->mail_domain_bare);
+	free(s->iroh_relay);
+	if (s->turn_secret != NULL) {
+		explicit_bzero(s->turn_secret, strlen(s->turn_secret));
+		free(s->turn_secret);
+	}
+	free(s->appversions);
+	free(s->privacy_mail);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+	*sp = NULL;
+}
+
+unsigned imap_server_conns(const struct imap_server *s)
+{
+	return atomic_load(&((struct imap_server *)s)->conns);
+}
+
+/* ---- delivery events (any thread) -> the workers' inboxes ---- */
+
+static void imap_worker_inbox_run(void *arg)
+{
+	struct imap_worker *w = arg;
+	char addr[ACCOUNTS_ADDR_MAX + 1];
+	bool overflow;
+
+	for (;;) {
+		pthread_mutex_lock(&w->inbox_mtx);
+		overflow = w->inbox_overflow;
+		w->inbox_overflow = false;
+		if (overflow)
+			w->inbox_n = 0;
+		if (w->inbox_n == 0) {
+			w->inbox_posted = false;
+			pthread_mutex_unlock(&w->inbox_mtx);
+			break;
+		}
+		w->inbox_n--;
+		memcpy(addr, w->inbox[w->inbox_n], sizeof(addr));
+		pthread_mutex_unlock(&w->inbox_mtx);
+		imap_worker_wake_user(w, addr);
+	}
+	if (overflow)
+		imap_worker_wake_all(w);
+}
+
+static void imap_server_delivered(const struct events_delivered *ev, void *arg)
+{
+	struct imap_server *s = arg;
+	size_t len = strlen(ev->rcpt);
+
+	if (len > ACCOUNTS_ADDR_MAX)
+		return;
+	pthread_mutex_lock(&s->mtx);
+	for (unsigned i = 0; i < IMAP_WORKERS_MAX; i++) {
+		struct imap_worker *w = s->workers[i];
+		bool post = false;
+
+		if (w == NULL)
+			continue;
+		pthread_mutex_lock(&w->inbox_mtx);
+		if (w->inbox_n < IMAP_INBOX_MAX) {
+			memcpy(w->inbox[w->inbox_n], ev->rcpt, len + 1);
+			w->inbox_n++;
+		} else {
+			w->inbox_overflow = true;
+		}
+		if (!w->inbox_posted)
+			post = w->inbox_posted = true;
+		pthread_mutex_unlock(&w->inbox_mtx);
+		if (post && loop_post(w->loop, imap_worker_inbox_run, w) < 0) {
+			pthread_mutex_lock(&w->inbox_mtx);
+			w->inbox_posted = false;
+			pthread_mutex_unlock(&w->inbox_mtx);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+int imap_server_subscribe(struct imap_server *s, struct events *ev)
+{
+	return events_subscribe(ev, imap_server_delivered, s);
+}
+
+/* ---- workers ---- */
+
+struct imap_worker *imap_worker_new(struct imap_server *s, struct loop *l)
+{
+	struct imap_worker *w = calloc(1, sizeof(*w));
+	bool ok = false;
+
+	if (w == NULL)
+		return NULL;
+	w->srv = s;
+	w->loop = l;
+	pthread_mutex_init(&w->inbox_mtx, NULL);
+	if (accounts_throttle_new(0, &w->throttle) < 0) {
+		pthread_mutex_destroy(&w->inbox_mtx);
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->mtx);
+	for (unsigned i = 0; i < IMAP_WORKERS_MAX && !ok; i++) {
+		if (s->workers[i] == NULL) {
+			s->workers[i] = w;
+			ok = true;
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+	if (!ok) {
+		imap_worker_free(&w);
+		return NULL;
+	}
+	return w;
+}
+
+void imap_worker_free(struct imap_worker **wp)
+{
+	struct imap_worker *w = *wp;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->srv->mtx);
+	for (unsigned i = 0; i < IMAP_WORKERS_MAX; i++) {
+		if (w->srv->workers[i] == w)
+			w->srv->workers[i] = NULL;
+	}
+	pthread_mutex_unlock(&w->srv->mtx);
+	accounts_throttle_free(&w->throttle);
+	pthread_mutex_destroy(&w->inbox_mtx);
+	free(w);
+	*wp = NULL;
+}
+
+void imap_worker_accept(struct imap_worker *w, int fd,
+			const struct sockaddr *peer, socklen_t peer_len,
+			struct tls_ctx *tls, bool implicit_tls)
+{
+	imap_sess_start(w, fd, NULL, peer, peer_len, tls, implicit_tls);
+}
+
+void imap_worker_adopt(struct imap_worker *w, struct conn *c,
+		       const struct sockaddr *peer, socklen_t peer_len)
+{
+	imap_sess_start(w, -1, c, peer, peer_len, NULL, true);
+}
+
+unsigned imap_user_bucket(const char *addr)
+{
+	unsigned h = 5381;
+
+	/* Case-insensitive: RCPT TO may differ in case from the login
+	 * (Dovecot lower-cases both, auth_username_format %Lu). */
+	for (; *addr != '\0'; addr++) {
+		unsigned char ch = (unsigned char)*addr;
+
+		h = h * 33 + (ch >= 'A' && ch <= 'Z' ? ch + 32u : ch);
+	}
+	return h % IMAP_USER_BUCKETS;
+}
