@@ -4,11 +4,8 @@
 // in 64-octet chunks and one octet at a time; and one IDLE wake-up cycle of
 // the IDLE tracker (delivery -> DONE/NOOP/IDLE written -> Dovecot's
 // replies sorted into forwarded and swallowed).
-// Built once the IMAP proxy (imap-proxy/imap_parse.h) is in the tree.
 // Run: build/release/bench/bench_imap_proxy
 #include <benchmark/benchmark.h>
-
-#if __has_include("imap-proxy/imap_parse.h")
 
 #include <cstdint>
 #include <cstring>
@@ -143,7 +140,5 @@ void BM_IdleWake(benchmark::State &state)
 BENCHMARK(BM_IdleWake);
 
 } // namespace
-
-#endif
 
 BENCHMARK_MAIN();
