@@ -22,6 +22,7 @@ static const struct main_cmd main_cmds[] = {
 	{"import-chatmail", cmd_import_chatmail,
 	 "import a chatmail/relay mailboxes directory"},
 	{"dkim", cmd_dkim, "DKIM key, DNS record, sign, verify"},
+	{"bench", cmd_bench, "measure a chatmail relay as chat clients do"},
 	{NULL, NULL, NULL},
 };
 

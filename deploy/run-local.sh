@@ -8,6 +8,13 @@
 #   RINGMAIL_ADDR         loopback address to listen on (default 127.0.0.1)
 #   RINGMAIL_PORT_OFFSET  added to every port (default 0 as root, else 10000)
 #   RINGMAIL_RUN_DIR      state directory (default: .run/<domain>)
+#   RINGMAIL_DOVECOT_IMAP_PORT  the private Dovecot's IMAP port on
+#                         127.0.0.1 (default 10143 + offset, + 1000 per
+#                         address step above 127.0.0.1, so that a second
+#                         relay on 127.0.0.2 does not collide)
+#
+# A second relay side by side (own domain, address, Dovecot, state):
+#   RINGMAIL_DOMAIN=relay2.localhost RINGMAIL_ADDR=127.0.0.2 ./deploy/run-local.sh
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,6 +27,11 @@ DOMAIN=${RINGMAIL_DOMAIN:-ringmail.localhost}
 ADDR=${RINGMAIL_ADDR:-127.0.0.1}
 if [ "$(id -u)" = 0 ]; then OFF=${RINGMAIL_PORT_OFFSET:-0}; else OFF=${RINGMAIL_PORT_OFFSET:-10000}; fi
 RUN=${RINGMAIL_RUN_DIR:-$ROOT/.run/$DOMAIN}
+case $ADDR in
+127.*.*.*) STEP=$((${ADDR##*.} - 1)) ;;
+*) STEP=0 ;;
+esac
+DOVECOT_IMAP_PORT=${RINGMAIL_DOVECOT_IMAP_PORT:-$((10143 + OFF + 1000 * STEP))}
 mkdir -p "$RUN/data" "$RUN/mail" "$RUN/dovecot"
 # Dovecot's own users must reach the base_dir and the maildirs.
 chmod 755 "$RUN"
@@ -62,7 +74,7 @@ nocreate_file = $RUN/nocreate
 dovecot_base_dir = $RUN/dovecot
 dovecot_log = $RUN/dovecot.log
 dovecot_mail_user = $MAIL_USER
-dovecot_imap_port = $((10143 + OFF))
+dovecot_imap_port = $DOVECOT_IMAP_PORT
 INI
 
 cat <<MSG

@@ -6,6 +6,7 @@
 //    same percentiles for verifying, so the added latency is the
 //    difference.
 //  - Throttle: accounts_throttle_check + record, per login.
+//  - Lookup: accounts_lookup hit and miss (every RCPT TO).
 // The store lives under $TMPDIR (default /tmp): put it on the disk that
 // will hold the data dir, since creation latency is mostly fsync.
 // Run: build/bench/bench_accounts [--benchmark_filter=Create]
@@ -174,6 +175,44 @@ void BM_Throttle(benchmark::State &state)
 	accounts_throttle_free(&t);
 }
 BENCHMARK(BM_Throttle);
+
+// Lookup: accounts_lookup of an existing address (hit) and of an unknown
+// one (miss), as at every RCPT TO (E2EE enforcement, unknown user):
+// one LMDB read transaction each, over a store of 200 accounts.
+void BM_Lookup(benchmark::State &state)
+{
+	static Store *store;
+	struct accounts_auth_info info;
+	struct accounts_record rec;
+	const bool hit = state.range(0) != 0;
+	unsigned i = 0;
+
+	if (store == nullptr) {
+		log_set_level(LOG_LV_WARN);
+		store = new Store();
+		for (int k = 0; k < 200; k++) {
+			std::string addr =
+				"look" + std::to_string(k) + "@example.org";
+			accounts_authenticate(store->a, addr.c_str(), kPassword,
+					      strlen(kPassword), &info);
+		}
+	}
+	for (auto _ : state) {
+		std::string addr = (hit ? "look" : "nobody") +
+				   std::to_string(i++ % 200) + "@example.org";
+		int r = accounts_lookup(store->a, addr.c_str(), &rec);
+
+		if ((r == 0) != hit)
+			state.SkipWithError("unexpected lookup result");
+		benchmark::DoNotOptimize(rec);
+	}
+	state.SetItemsProcessed(state.iterations());
+	if (!hit) {
+		delete store;
+		store = nullptr;
+	}
+}
+BENCHMARK(BM_Lookup)->ArgName("hit")->Arg(1)->Arg(0);
 
 } // namespace
 
