@@ -741,9 +741,10 @@ static void e2ee_body_begin(struct e2ee_state *st)
 		for (i = 0; i < len; i++)
 			low[i] = (char)e2ee_lower((uint8_t)v[i]);
 		low[len] = '\0';
-		if (strcmp(low, "base64") == 0)
+		/* The whole value: "base64" NUL "x" is no base64. */
+		if (len == 6 && memcmp(low, "base64", 6) == 0)
 			st->cte_kind = E2EE_CTE_BASE64;
-		else if (strcmp(low, "quoted-printable") == 0)
+		else if (len == 16 && memcmp(low, "quoted-printable", 16) == 0)
 			st->cte_kind = E2EE_CTE_QP;
 	}
 	st->cte_err = false;

@@ -581,6 +581,9 @@ static bool ref_decode(const struct ref_entity *e, uint8_t **out_r,
 			cte[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 		}
 		cte[i] = '\0';
+		/* mailparse compares the whole value, NUL octets included */
+		if (memchr(cte, '\0', i) != NULL)
+			cte[0] = '\0';
 	}
 	if (strcmp(cte, "base64") == 0) {
 		for (i = 0; i < n; i++) {

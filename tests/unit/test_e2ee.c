@@ -882,6 +882,22 @@ static void test_fixture_securejoin(void **state)
 	screen(&m, &f);
 	assert_true(f.securejoin);
 	bytes_free(&m);
+	/* ...only when the whole value says base64: with a NUL octet after
+	 * it (found by fuzz_e2ee), mailparse reads the body as it is. */
+	{
+		uint8_t *at;
+
+		make_securejoin(&m, "vc-request",
+				"text/plain\r\nContent-Transfer-Encoding: "
+				"base64@x",
+				"U2VjdXJlLUpvaW46IHZjLXJlcXVlc3Q=");
+		at = memmem(m.p, m.len, "base64@x", 8);
+		assert_non_null(at);
+		at[6] = '\0';
+		screen(&m, &f);
+		assert_false(f.securejoin);
+		bytes_free(&m);
+	}
 }
 
 static void test_fixture_securejoin_fake(void **state)
