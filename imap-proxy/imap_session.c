@@ -1369,6 +1369,11 @@ static void imap_c_ev(struct conn *c, enum conn_ev ev, void *arg)
 		}
 		break;
 	case CONN_EV_CLOSED:
+		/* The slot is free before the line says so. */
+		if (s->counted) {
+			atomic_fetch_sub(&s->w->srv->conns, 1);
+			s->counted = false;
+		}
 		log_conn(LOG_LV_INFO, conn_id(c),
 			 "imap disconnect from=%s user=<%s> state=%s "
 			 "reason=\"%s\" cmds=%" PRIu64 " wakes=%" PRIu64
@@ -1386,8 +1391,6 @@ static void imap_c_ev(struct conn *c, enum conn_ev ev, void *arg)
 		}
 		if (s->d != NULL)
 			conn_close(s->d, false);
-		if (s->counted)
-			atomic_fetch_sub(&s->w->srv->conns, 1);
 		imap_unref(s);
 		break;
 	case CONN_EV_CONNECTED:

@@ -528,6 +528,11 @@ static void smtp_conn_closed(struct smtp_conn *sc)
 	}
 	if (sc->s != NULL)
 		smtp_session_summary(sc->s, summary, sizeof(summary));
+	/* The slot is free before the line says so: whoever reads the
+	 * disconnect line may connect again at once. */
+	if (sc->counted_client)
+		smtp_client_del(srv, sc->ip);
+	atomic_fetch_sub(&srv->conns, 1);
 	log_info("%016" PRIx64 " smtp disconnect from=%s reason=%s%s%s "
 		 "in=%" PRIu64 " out=%" PRIu64,
 		 conn_id(sc->c), sc->ip, conn_close_reason(sc->c),
@@ -538,9 +543,6 @@ static void smtp_conn_closed(struct smtp_conn *sc)
 		sc->auth_timer_armed = false;
 		sc->refs--; /* the timer's; the conn's goes below */
 	}
-	if (sc->counted_client)
-		smtp_client_del(srv, sc->ip);
-	atomic_fetch_sub(&srv->conns, 1);
 	sc->c = NULL;
 	smtp_conn_unref(sc);
 }

@@ -526,8 +526,11 @@ def test_limits(backend):
             pass
         for h in held:
             h.close()
-        r.wait_log("imap disconnect")
-        time.sleep(0.3)  # the closes reach the server
+        # All three slots are free again only once the server closed them.
+        deadline = time.monotonic() + 20
+        while r.log_count("imap disconnect") < 3:
+            assert time.monotonic() < deadline, "held sessions not closed"
+            time.sleep(0.05)
         # An over-long pre-auth line.
         c = Raw(r.ports["imaps"])
         c.line()
