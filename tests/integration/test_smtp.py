@@ -44,6 +44,9 @@ def gpg_armor(payload):
              "secret", "--compress-algo", "none", "--output", "-"],
             input=payload, capture_output=True, check=True)
     finally:
+        # gpg may have started an agent for this home: stop it with it.
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(home, ignore_errors=True)
     return r.stdout.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
