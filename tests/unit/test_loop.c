@@ -163,7 +163,10 @@ static void write_all(int fd, const void *p, size_t n)
 	while (n > 0) {
 		ssize_t w = write(fd, b, n);
 
-		assert_true(w > 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			fail_msg("write: %zd (%s)", w, strerror(errno));
 		b += w;
 		n -= (size_t)w;
 	}
@@ -176,7 +179,11 @@ static void read_exact(int fd, void *p, size_t n)
 	while (n > 0) {
 		ssize_t r = read(fd, b, n);
 
-		assert_true(r > 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fail_msg("read: %zd (%s), %zu octets missing", r,
+				 r < 0 ? strerror(errno) : "EOF", n);
 		b += r;
 		n -= (size_t)r;
 	}
