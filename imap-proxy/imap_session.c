@@ -1100,9 +1100,25 @@ static bool imap_relay_c_event(struct imap_sess *s, enum imap_parse_status r)
 	return true;
 }
 
+/* The input past the @held octets already framed, cut at the end of the
+ * literal @p is in (its octets go through unframed); 0 when none. */
+static size_t imap_unparsed(struct buf *in, size_t held,
+			    const struct imap_parser *p, const uint8_t **data_r)
+{
+	size_t len;
+
+	if (in->len <= held)
+		return 0;
+	*data_r = buf_head(in) + held;
+	len = in->len - held;
+	if (imap_parse_in_literal(p) > 0 &&
+	    (uint64_t)len > imap_parse_in_literal(p))
+		len = (size_t)imap_parse_in_literal(p);
+	return len;
+}
+
 static void imap_c_pump(struct imap_sess *s)
 {
-	struct buf *in;
 	const uint8_t *data;
 	size_t len, used;
 	enum imap_parse_status r;
@@ -1130,14 +1146,9 @@ static void imap_c_pump(struct imap_sess *s)
 				continue;
 			}
 		}
-		in = conn_input(s->c);
-		if (in->len <= s->c_held)
+		len = imap_unparsed(conn_input(s->c), s->c_held, &s->cp, &data);
+		if (len == 0)
 			break;
-		data = buf_head(in) + s->c_held;
-		len = in->len - s->c_held;
-		if (imap_parse_in_literal(&s->cp) > 0 &&
-		    (uint64_t)len > imap_parse_in_literal(&s->cp))
-			len = (size_t)imap_parse_in_literal(&s->cp);
 		if (s->st == IMAP_ST_RELAY && !s->c_hold &&
 		    imap_parse_in_literal(&s->cp) > 0) {
 			/* Literal data: straight through. */
@@ -1220,7 +1231,6 @@ static void imap_wake(struct imap_sess *s)
 
 static void imap_d_pump(struct imap_sess *s)
 {
-	struct buf *in;
 	const uint8_t *data;
 	size_t len, used;
 	enum imap_parse_status r;
@@ -1239,14 +1249,9 @@ static void imap_d_pump(struct imap_sess *s)
 			break;
 		if (conn_pending(s->c) > IMAP_SEND_HIGH)
 			break; /* resumed by the client's DRAINED */
-		in = conn_input(s->d);
-		if (in->len <= s->d_held)
+		len = imap_unparsed(conn_input(s->d), s->d_held, &s->dp, &data);
+		if (len == 0)
 			break;
-		data = buf_head(in) + s->d_held;
-		len = in->len - s->d_held;
-		if (imap_parse_in_literal(&s->dp) > 0 &&
-		    (uint64_t)len > imap_parse_in_literal(&s->dp))
-			len = (size_t)imap_parse_in_literal(&s->dp);
 		if (s->d_verdict >= 0 && imap_parse_in_literal(&s->dp) > 0) {
 			(void)imap_parse(&s->dp, data, len, &used);
 			if (s->d_verdict == IMAP_IDLE_FORWARD &&
@@ -1266,7 +1271,8 @@ static void imap_d_pump(struct imap_sess *s)
 				continue;
 			}
 			if (r == IMAP_PARSE_CMD)
-				imap_dovecot_line(s, buf_head(in), s->d_held);
+				imap_dovecot_line(s, buf_head(conn_input(s->d)),
+						  s->d_held);
 			if (s->d != NULL) {
 				conn_consume(s->d, s->d_held);
 				s->d_held = 0;
