@@ -32,13 +32,17 @@ struct imap_server {
 	char secret[IMAP_SECRET_MAX];
 	struct sockaddr_in dovecot_addr;
 	atomic_uint conns;
-	pthread_mutex_t mtx; /* workers[] */
+	struct events *events; /* presence of logged-in users */
+	/* workers[], by loop_worker_id(): write-locked to add or remove a
+	 * worker, read-locked by delivery events on any thread. */
+	pthread_rwlock_t workers_lock;
 	struct imap_worker *workers[IMAP_WORKERS_MAX];
 };
 
 struct imap_worker {
 	struct imap_server *srv;
 	struct loop *loop;
+	unsigned id; /* loop_worker_id(loop) */
 	struct accounts_throttle *throttle;
 	struct imap_sess *users[IMAP_USER_BUCKETS]; /* logged in, by addr */
 	/* Delivery events from other threads (imap_server_delivered). */
