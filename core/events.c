@@ -14,8 +14,8 @@
 /* project */
 #include "core/hash.h"
 
-#define PRESENCE_BUCKETS 4096u
-#define PRESENCE_STRIPES 64u
+#define PRESENCE_BUCKETS  4096u
+#define PRESENCE_STRIPES  64u
 #define PRESENCE_ADDR_MAX 320u
 
 struct presence_entry {
@@ -88,8 +88,8 @@ void events_raise_delivered(const struct events *e, const char *rcpt,
 
 static pthread_mutex_t *presence_lock(struct events_presence *p, uint32_t h)
 {
-	pthread_mutex_t *m = &p->stripe[(h % PRESENCE_BUCKETS) %
-					PRESENCE_STRIPES];
+	pthread_mutex_t *m =
+		&p->stripe[(h % PRESENCE_BUCKETS) % PRESENCE_STRIPES];
 
 	pthread_mutex_lock(m);
 	return m;
@@ -133,8 +133,7 @@ int events_presence_join(struct events *e, const char *addr, unsigned worker)
 	return 0;
 }
 
-void events_presence_leave(struct events *e, const char *addr,
-			   unsigned worker)
+void events_presence_leave(struct events *e, const char *addr, unsigned worker)
 {
 	struct events_presence *p = e->presence;
 	uint32_t h = hash_str_ci(addr);

@@ -160,9 +160,8 @@ static void *churn_run(void *arg)
 		}
 	}
 	/* Leave one joined, to be seen afterwards. */
-	assert_int_equal(events_presence_join(c->e, "c0@example.org",
-					      c->worker),
-			 0);
+	assert_int_equal(
+		events_presence_join(c->e, "c0@example.org", c->worker), 0);
 	return NULL;
 }
 
