@@ -9,8 +9,6 @@ int cmd_dovecot(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_import_chatmail(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
-/* bench/client/bench_cmd.c */
-int cmd_bench(int argc, char **argv);
 
 struct config;
 struct accounts_policy;

@@ -18,6 +18,10 @@
 
 #include <openssl/ssl.h>
 
+/* `ringmail bench`: the subcommand's entry point, called by app/main.c;
+ * the process exit code, argv[0] = "bench". */
+int cmd_bench(int argc, char **argv);
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -30,7 +30,6 @@
 #include <sys/random.h>
 
 /* project */
-#include "app/cmds.h"
 
 #define BENCH_MAX_CLIENTS 1000
 #define BENCH_MAX_PAIRS   200
