@@ -29,11 +29,11 @@
 
 /* project */
 #include "core/accounts.h"
+#include "core/auth/sasl_plain.h"
 #include "core/conn.h"
 #include "core/events.h"
 #include "core/log.h"
 #include "core/pool.h"
-#include "smtp/smtp_auth.h"
 
 #define IMAP_INPUT_MAX           (64 * 1024)
 #define IMAP_PREAUTH_LINE_MAX    8192
@@ -387,7 +387,7 @@ static void imap_do_login(struct imap_sess *s, struct imap_args *a)
 /* A PLAIN response (initial or on its own line), base64. */
 static void imap_sasl_plain(struct imap_sess *s, const char *b64, size_t len)
 {
-	struct smtp_auth_plain pl;
+	struct sasl_plain pl;
 	int r;
 
 	if (len == 1 && b64[0] == '*') {
@@ -395,10 +395,10 @@ static void imap_sasl_plain(struct imap_sess *s, const char *b64, size_t len)
 			    s->tag);
 		return;
 	}
-	r = smtp_auth_plain_decode(b64, len, &pl);
-	if (r != SMTP_AUTH_OK) {
+	r = sasl_plain_decode(b64, len, &pl);
+	if (r != SASL_PLAIN_OK) {
 		imap_printf(s, "%s %s\r\n", s->tag,
-			    r == SMTP_AUTH_ERR_BASE64
+			    r == SASL_PLAIN_ERR_BASE64
 				    ? "BAD Invalid base64 data in continued "
 				      "response"
 				    : "NO [AUTHENTICATIONFAILED] "
@@ -407,7 +407,7 @@ static void imap_sasl_plain(struct imap_sess *s, const char *b64, size_t len)
 	}
 	imap_login_start(s, pl.authcid, pl.authcid_len, pl.password,
 			 pl.password_len);
-	smtp_auth_plain_wipe(&pl);
+	sasl_plain_wipe(&pl);
 }
 
 static void imap_do_authenticate(struct imap_sess *s, struct imap_args *a)

@@ -625,23 +625,21 @@ static int smtp_check_auth(struct smtp_session *s, const struct smtp_cmd *c)
 static int smtp_auth_response(struct smtp_session *s, const char *b64,
 			      size_t len)
 {
-	struct smtp_auth_plain cred;
+	struct sasl_plain cred;
 	int e;
 
 	if (len == 1 && b64[0] == '*') {
 		smtp_reply(s, SMTP_R_AUTH_ABORTED);
 		return -1;
 	}
-	e = smtp_auth_plain_decode(b64, len, &cred);
+	e = sasl_plain_decode(b64, len, &cred);
 	if (e != SMTP_AUTH_OK) {
-		smtp_reply_def(s,
-			       smtp_auth_error_reply((enum smtp_auth_error)e),
-			       "", 0);
+		smtp_reply_def(s, smtp_auth_error_reply(e), "", 0);
 		return -1;
 	}
 	smtp_enter_state(s, SMTP_ST_WAIT_AUTH);
 	e = s->ops->auth(s->io, cred.authcid, cred.password, cred.password_len);
-	smtp_auth_plain_wipe(&cred);
+	sasl_plain_wipe(&cred);
 	if (e < 0) {
 		smtp_enter_state(s, SMTP_ST_READY);
 		smtp_reply(s, SMTP_R_AUTH_TEMPFAIL, "service unavailable");
@@ -657,9 +655,7 @@ static int smtp_do_auth(struct smtp_session *s, const struct smtp_cmd *c)
 
 	e = smtp_auth_parse_cmd(c->arg, c->arg_len, &a);
 	if (e != SMTP_AUTH_OK) {
-		smtp_reply_def(s,
-			       smtp_auth_error_reply((enum smtp_auth_error)e),
-			       "", 0);
+		smtp_reply_def(s, smtp_auth_error_reply(e), "", 0);
 		return -1;
 	}
 	if (!a.has_ir) {

@@ -107,10 +107,10 @@ void BM_AuthPlain(benchmark::State &state)
 	// "\0alice123@chat.example.org\0correct horse battery"
 	const char b64[] = "AGFsaWNlMTIzQGNoYXQuZXhhbXBsZS5vcmcAY29ycmVjdCBo"
 			   "b3JzZSBiYXR0ZXJ5";
-	struct smtp_auth_plain a;
+	struct sasl_plain a;
 
 	for (auto _ : state) {
-		int r = smtp_auth_plain_decode(b64, sizeof(b64) - 1, &a);
+		int r = sasl_plain_decode(b64, sizeof(b64) - 1, &a);
 
 		benchmark::DoNotOptimize(r);
 		benchmark::DoNotOptimize(a.password[0]);

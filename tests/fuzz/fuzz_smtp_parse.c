@@ -77,7 +77,7 @@ static void fuzz_use(const struct smtp_cmd *c, unsigned flags)
 	struct smtp_mail_args m;
 	struct smtp_rcpt_args t;
 	struct smtp_auth_cmd ac;
-	struct smtp_auth_plain a;
+	struct sasl_plain a;
 	int r;
 
 	switch (c->verb) {
@@ -108,13 +108,13 @@ static void fuzz_use(const struct smtp_cmd *c, unsigned flags)
 		if (!ac.has_ir)
 			break;
 		FUZZ_CHECK(ac.ir + ac.ir_len <= c->arg + c->arg_len);
-		r = smtp_auth_plain_decode(ac.ir, ac.ir_len, &a);
+		r = sasl_plain_decode(ac.ir, ac.ir_len, &a);
 		if (r == SMTP_AUTH_OK)
 			FUZZ_CHECK(a.authcid_len > 0 && a.password_len > 0 &&
 				   strlen(a.password) == a.password_len);
 		break;
 	case SMTP_VERB_LINE:
-		r = smtp_auth_plain_decode(c->arg, c->arg_len, &a);
+		r = sasl_plain_decode(c->arg, c->arg_len, &a);
 		FUZZ_CHECK(r == SMTP_AUTH_OK ||
 			   smtp_auth_error_reply(r) != NULL);
 		break;

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "core/base64.h"
 #include "smtp/smtp_auth.h"
 #include "smtp/smtp_parse.h"
 
@@ -45,13 +46,13 @@ struct ccase {
 	const char *authzid, *authcid, *password;
 };
 
-#define C(r, e, z, c, p)                                       \
-	{                                                      \
-		r, sizeof(r) - 1, NULL, SMTP_AUTH_##e, z, c, p \
+#define C(r, e, z, c, p)                                        \
+	{                                                       \
+		r, sizeof(r) - 1, NULL, SASL_PLAIN_##e, z, c, p \
 	}
-#define B(b, e)                                             \
-	{                                                   \
-		NULL, 0, b, SMTP_AUTH_##e, NULL, NULL, NULL \
+#define B(b, e)                                              \
+	{                                                    \
+		NULL, 0, b, SASL_PLAIN_##e, NULL, NULL, NULL \
 	}
 
 static const struct ccase ccases[] = {
@@ -88,7 +89,7 @@ static const struct ccase ccases[] = {
 };
 
 static void check(const char *what, const struct ccase *c, int r,
-		  const struct smtp_auth_plain *a)
+		  const struct sasl_plain *a)
 {
 	if (r != c->err)
 		fail_msg("%s: error %d want %d", what, r, c->err);
@@ -114,7 +115,7 @@ static void via_line(const char *what, const struct ccase *c,
 {
 	struct smtp_parser p;
 	struct smtp_auth_cmd ac;
-	struct smtp_auth_plain a;
+	struct sasl_plain a;
 	size_t a0 = 0, used, decoded = 0;
 	int r;
 
@@ -128,7 +129,7 @@ static void via_line(const char *what, const struct ccase *c,
 			if (r == SMTP_PARSE_INVALID) {
 				/* A control octet in a raw response. */
 				assert_int_equal(p.error, SMTP_PERR_BAD_CHAR);
-				assert_int_equal(c->err, SMTP_AUTH_ERR_BASE64);
+				assert_int_equal(c->err, SASL_PLAIN_ERR_BASE64);
 				decoded++;
 				continue;
 			}
@@ -142,12 +143,11 @@ static void via_line(const char *what, const struct ccase *c,
 					smtp_parser_expect_line(&p);
 					continue;
 				}
-				r = smtp_auth_plain_decode(ac.ir, ac.ir_len,
-							   &a);
+				r = sasl_plain_decode(ac.ir, ac.ir_len, &a);
 			} else {
 				assert_int_equal(p.cmd.verb, SMTP_VERB_LINE);
-				r = smtp_auth_plain_decode(p.cmd.arg,
-							   p.cmd.arg_len, &a);
+				r = sasl_plain_decode(p.cmd.arg, p.cmd.arg_len,
+						      &a);
 			}
 			check(what, c, r, &a);
 			decoded++;
@@ -177,9 +177,9 @@ static void run_lines(const char *what, const struct ccase *c,
 
 static void test_plain_table(void **state)
 {
-	char b64[SMTP_AUTH_B64_MAX + 8], what[96];
-	uint8_t line[SMTP_AUTH_B64_MAX + 64];
-	struct smtp_auth_plain a;
+	char b64[SASL_PLAIN_B64_MAX + 8], what[96];
+	uint8_t line[SASL_PLAIN_B64_MAX + 64];
+	struct sasl_plain a;
 	size_t n, len;
 
 	(void)state;
@@ -197,7 +197,7 @@ static void test_plain_table(void **state)
 		exact = malloc(n + 1);
 		assert_non_null(exact);
 		memcpy(exact, b64, n);
-		check(what, c, smtp_auth_plain_decode(exact, n, &a), &a);
+		check(what, c, sasl_plain_decode(exact, n, &a), &a);
 		free(exact);
 		/* Initial response ("=" stands for an empty one). */
 		len = (size_t)snprintf((char *)line, sizeof(line),
@@ -213,14 +213,13 @@ static void test_plain_table(void **state)
 /* A fixed vector ("\0ab\0c"), then wiping. */
 static void test_vector_and_wipe(void **state)
 {
-	struct smtp_auth_plain a;
+	struct sasl_plain a;
 
 	(void)state;
-	assert_int_equal(smtp_auth_plain_decode("AGFiAGM=", 8, &a),
-			 SMTP_AUTH_OK);
+	assert_int_equal(sasl_plain_decode("AGFiAGM=", 8, &a), SMTP_AUTH_OK);
 	assert_string_equal(a.authcid, "ab");
 	assert_string_equal(a.password, "c");
-	smtp_auth_plain_wipe(&a);
+	sasl_plain_wipe(&a);
 	assert_int_equal(a.password_len, 0);
 	for (size_t i = 0; i < sizeof(a.buf); i++)
 		assert_int_equal(a.buf[i], 0);
@@ -228,9 +227,9 @@ static void test_vector_and_wipe(void **state)
 
 static void test_sizes(void **state)
 {
-	static uint8_t raw[SMTP_AUTH_PLAIN_MAX + 8];
-	static char b64[SMTP_AUTH_B64_MAX + 16];
-	struct smtp_auth_plain a;
+	static uint8_t raw[SASL_PLAIN_MAX + 8];
+	static char b64[SASL_PLAIN_B64_MAX + 16];
+	struct sasl_plain a;
 	size_t n;
 
 	(void)state;
@@ -239,21 +238,21 @@ static void test_sizes(void **state)
 	raw[0] = '\0';
 	memcpy(raw + 1, "user@x.org", 10);
 	raw[11] = '\0';
-	n = b64_encode(raw, SMTP_AUTH_PLAIN_MAX, b64);
-	assert_int_equal(n, SMTP_AUTH_B64_MAX);
-	assert_int_equal(smtp_auth_plain_decode(b64, n, &a), SMTP_AUTH_OK);
-	assert_int_equal(a.password_len, SMTP_AUTH_PLAIN_MAX - 12);
+	n = b64_encode(raw, SASL_PLAIN_MAX, b64);
+	assert_int_equal(n, SASL_PLAIN_B64_MAX);
+	assert_int_equal(sasl_plain_decode(b64, n, &a), SMTP_AUTH_OK);
+	assert_int_equal(a.password_len, SASL_PLAIN_MAX - 12);
 	assert_string_equal(a.authcid, "user@x.org");
 	/* Four more characters: too long (before any decoding). */
-	n = b64_encode(raw, SMTP_AUTH_PLAIN_MAX + 1, b64);
-	assert_int_equal(n, SMTP_AUTH_B64_MAX + 4);
-	assert_int_equal(smtp_auth_plain_decode(b64, n, &a),
-			 SMTP_AUTH_ERR_TOO_LONG);
+	n = b64_encode(raw, SASL_PLAIN_MAX + 1, b64);
+	assert_int_equal(n, SASL_PLAIN_B64_MAX + 4);
+	assert_int_equal(sasl_plain_decode(b64, n, &a),
+			 SASL_PLAIN_ERR_TOO_LONG);
 	memset(b64, '!', sizeof(b64));
-	assert_int_equal(smtp_auth_plain_decode(b64, sizeof(b64), &a),
-			 SMTP_AUTH_ERR_TOO_LONG);
+	assert_int_equal(sasl_plain_decode(b64, sizeof(b64), &a),
+			 SASL_PLAIN_ERR_TOO_LONG);
 	/* The largest fits an AUTH line of the long limit. */
-	assert_true(SMTP_AUTH_B64_MAX + 2 <= SMTP_LINE_MAX_LONG);
+	assert_true(SASL_PLAIN_B64_MAX + 2 <= SMTP_LINE_MAX_LONG);
 }
 
 static void test_base64_vectors(void **state)
@@ -275,19 +274,19 @@ static void test_base64_vectors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		assert_int_equal(smtp_base64_decode(v[i].in, strlen(v[i].in),
-						    out, sizeof(out), &n),
+		assert_int_equal(base64_decode_strict(v[i].in, strlen(v[i].in),
+						      out, sizeof(out), &n),
 				 0);
 		assert_int_equal(n, strlen(v[i].out));
 		assert_memory_equal(out, v[i].out, n);
 	}
 	/* No room: refused, not truncated. */
-	assert_int_equal(smtp_base64_decode("Zm9vYmFy", 8, out, 5, &n), -1);
-	assert_int_equal(smtp_base64_decode("Zm9vYmFy", 8, out, 6, &n), 0);
-	assert_int_equal(smtp_base64_decode("Zm9vYg==", 8, out, 4, &n), 0);
-	assert_int_equal(smtp_base64_decode("Zm9v\r\n", 6, out, 16, &n), -1);
-	assert_int_equal(smtp_base64_decode("Zm9-", 4, out, 16, &n), -1);
-	assert_int_equal(smtp_base64_decode("Zm9_", 4, out, 16, &n), -1);
+	assert_int_equal(base64_decode_strict("Zm9vYmFy", 8, out, 5, &n), -1);
+	assert_int_equal(base64_decode_strict("Zm9vYmFy", 8, out, 6, &n), 0);
+	assert_int_equal(base64_decode_strict("Zm9vYg==", 8, out, 4, &n), 0);
+	assert_int_equal(base64_decode_strict("Zm9v\r\n", 6, out, 16, &n), -1);
+	assert_int_equal(base64_decode_strict("Zm9-", 4, out, 16, &n), -1);
+	assert_int_equal(base64_decode_strict("Zm9_", 4, out, 16, &n), -1);
 }
 
 static void test_auth_cmd(void **state)
@@ -351,19 +350,19 @@ static void test_replies(void **state)
 	(void)state;
 	assert_null(smtp_auth_error_reply(SMTP_AUTH_OK));
 	assert_null(smtp_auth_error_reply((enum smtp_auth_error)42));
-	r = smtp_auth_error_reply(SMTP_AUTH_ERR_AUTHZID);
+	r = smtp_auth_error_reply(SASL_PLAIN_ERR_AUTHZID);
 	assert_int_equal(r->code, 535);
 	assert_string_equal(r->esc, "5.7.8");
-	r = smtp_auth_error_reply(SMTP_AUTH_ERR_CANCELLED);
+	r = smtp_auth_error_reply(SASL_PLAIN_ERR_CANCELLED);
 	assert_int_equal(r->code, 501);
 	assert_string_equal(r->text, "Authentication aborted");
 	r = smtp_auth_error_reply(SMTP_AUTH_ERR_MECH);
 	assert_int_equal(r->code, 504);
-	r = smtp_auth_error_reply(SMTP_AUTH_ERR_BASE64);
+	r = smtp_auth_error_reply(SASL_PLAIN_ERR_BASE64);
 	assert_int_equal(r->code, 501);
-	r = smtp_auth_error_reply(SMTP_AUTH_ERR_TOO_LONG);
+	r = smtp_auth_error_reply(SASL_PLAIN_ERR_TOO_LONG);
 	assert_int_equal(r->code, 500);
-	for (int e = SMTP_AUTH_ERR_SYNTAX; e <= SMTP_AUTH_ERR_AUTHZID; e++)
+	for (int e = SASL_PLAIN_ERR_CANCELLED; e <= SMTP_AUTH_ERR_MECH; e++)
 		assert_non_null(smtp_auth_error_reply(e));
 }
 
