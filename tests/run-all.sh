@@ -16,6 +16,8 @@ step "dependencies"
 
 step "format"
 tests/check-format.sh
+step "layers (ARCHITECTURE.md dependency rules)"
+/usr/bin/python3 tests/check-layers.py
 
 build() { # dir, cmake args...
 	dir=$1
