@@ -3,6 +3,8 @@
 
 /* system */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,32 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	memcpy(dst, p, n);
 	b->len += (uint32_t)n;
 	return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char small[512], *big;
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n < sizeof(small))
+		return buf_append(b, small, (size_t)n);
+	if (b->max != 0 && (size_t)b->len + (size_t)n > b->max)
+		return -ENOBUFS;
+	big = malloc((size_t)n + 1);
+	if (big == NULL)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	(void)vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	r = buf_append(b, big, (size_t)n);
+	free(big);
+	return r;
 }
 
 void buf_consume(struct buf *b, size_t n)

@@ -23,6 +23,10 @@ int buf_append(struct buf *b, const void *p, size_t n);
  * or NULL. Call buf_commit with what was written. */
 uint8_t *buf_reserve(struct buf *b, size_t n);
 void buf_commit(struct buf *b, size_t n);
+/* Append printf output (no NUL). 0, -ENOBUFS past @max (nothing is
+ * appended), -ENOMEM, or -EINVAL for a bad format. */
+int buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Drop @n bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
 /* Forget the content (keeps storage). */

@@ -22,24 +22,6 @@ static bool smtp_bounce_field_ok(const char *s)
 	return s != NULL && s[0] != '\0' && strpbrk(s, "\r\n") == NULL;
 }
 
-static int smtp_bounce_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int smtp_bounce_printf(struct buf *b, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= sizeof(line))
-		n = (int)sizeof(line) - 1;
-	return buf_append(b, line, (size_t)n) < 0 ? -ENOMEM : 0;
-}
-
 static bool smtp_bounce_contains(const uint8_t *h, size_t n, const char *s)
 {
 	size_t k = strlen(s);
@@ -83,10 +65,10 @@ int smtp_bounce_build(const struct smtp_bounce *b, char **out_r, size_t *len_r)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	buf_init(&o, 0);
 
-#define P(...)                                                   \
-	do {                                                     \
-		if (r == 0)                                      \
-			r = smtp_bounce_printf(&o, __VA_ARGS__); \
+#define P(...)                                           \
+	do {                                             \
+		if (r == 0)                              \
+			r = buf_printf(&o, __VA_ARGS__); \
 	} while (0)
 
 	P("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", b->mail_domain);

@@ -75,6 +75,43 @@ static void test_buf(void **state)
 	buf_free(&b);
 }
 
+static void test_buf_printf(void **state)
+{
+	struct buf b;
+	char big[2000];
+
+	(void)state;
+	buf_init(&b, 0);
+	assert_int_equal(buf_printf(&b, "a%d-%s", 1, "x"), 0);
+	assert_int_equal(buf_printf(&b, "%s", ""), 0);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(buf_head(&b), "a1-x", 4);
+	/* Longer than the stack buffer: formatted whole, not cut. */
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(buf_printf(&b, "<%s>", big), 0);
+	assert_int_equal(b.len, 4 + 2 + sizeof(big) - 1);
+	assert_int_equal(buf_head(&b)[4], '<');
+	assert_int_equal(buf_head(&b)[b.len - 1], '>');
+	buf_free(&b);
+
+	/* Bounded: what would pass @max is refused whole; an exact fit
+	 * is taken, small and large. */
+	buf_init(&b, 10);
+	assert_int_equal(buf_printf(&b, "%s", "123456"), 0);
+	assert_int_equal(buf_printf(&b, "%s", "12345"), -ENOBUFS);
+	assert_int_equal(b.len, 6);
+	assert_int_equal(buf_printf(&b, "%d", 7890), 0);
+	assert_int_equal(b.len, 10);
+	assert_memory_equal(buf_head(&b), "1234567890", 10);
+	buf_free(&b);
+	buf_init(&b, 1999);
+	assert_int_equal(buf_printf(&b, "%s", big), 0);
+	assert_int_equal(b.len, 1999);
+	assert_int_equal(buf_printf(&b, "x"), -ENOBUFS);
+	buf_free(&b);
+}
+
 static void test_listen_addr_parse(void **state)
 {
 	struct sockaddr_storage ss;
@@ -142,6 +179,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arena),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_buf_printf),
 		cmocka_unit_test(test_listen_addr_parse),
 		cmocka_unit_test(test_listen_bind),
 		cmocka_unit_test(test_log_levels),
