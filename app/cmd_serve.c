@@ -143,8 +143,8 @@ static int cmd_serve_imap_new(const struct config *cfg,
 				  sizeof(err)) < 0) {
 		/* Served as it is to every client: a broken file is a
 		 * configuration error, not something to guess around. */
-		log_err("serve: appversions_file %s: %s",
-			cfg->appversions_file, err);
+		log_err("serve: appversions_file %s: %s", cfg->appversions_file,
+			err);
 		return -1;
 	}
 	log_info("serve: appversions source=%s octets=%zu",

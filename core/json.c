@@ -135,7 +135,8 @@ static int json_string(struct json_p *p, uint32_t *start_r, uint32_t *len_r)
 		}
 		if (c != 'u')
 			return json_fail(p, "invalid escape in string");
-		if (p->pos + 6 > p->len || json_hex4(p->in + p->pos + 2, &v) < 0)
+		if (p->pos + 6 > p->len ||
+		    json_hex4(p->in + p->pos + 2, &v) < 0)
 			return json_fail(p, "invalid \\u escape");
 		if (v >= 0xdc00 && v <= 0xdfff)
 			return json_fail(p, "lone surrogate in \\u escape");
@@ -207,8 +208,7 @@ static int json_literal(struct json_p *p, const char *word, size_t n)
 }
 
 /* Object or array, at its opening bracket. */
-static int json_container(struct json_p *p, struct json_tok *t,
-			  unsigned depth)
+static int json_container(struct json_p *p, struct json_tok *t, unsigned depth)
 {
 	bool obj = p->in[p->pos] == '{';
 	char close = obj ? '}' : ']';
@@ -410,5 +410,6 @@ bool json_str_eq(const char *in, const struct json_tok *t, const char *s)
 	char buf[256];
 	ssize_t n = json_str_decode(in, t, buf, sizeof(buf));
 
-	return n >= 0 && (size_t)n == strlen(s) && memcmp(buf, s, (size_t)n) == 0;
+	return n >= 0 && (size_t)n == strlen(s) &&
+	       memcmp(buf, s, (size_t)n) == 0;
 }

@@ -26,8 +26,7 @@ struct appv {
 };
 
 __attribute__((format(printf, 2, 3))) static int appv_fail(struct appv *a,
-							   const char *fmt,
-							   ...)
+							   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,10 +62,10 @@ static int appv_keys(struct appv *a, unsigned obj, const char *path,
 				break;
 		}
 		if (k == nnames)
-			return appv_fail(a, "%s: unexpected key \"%.*s\"", path,
-					 (int)(a->t[i].len > 64 ? 64
-								: a->t[i].len),
-					 a->in + a->t[i].start);
+			return appv_fail(
+				a, "%s: unexpected key \"%.*s\"", path,
+				(int)(a->t[i].len > 64 ? 64 : a->t[i].len),
+				a->in + a->t[i].start);
 		if (val[k] != 0)
 			return appv_fail(a, "%s: key \"%s\" twice", path,
 					 names[k]);
@@ -110,8 +109,9 @@ static int appv_u32(struct appv *a, unsigned t, const char *path)
 		return appv_fail(a, "%s: not a number", path);
 	for (uint32_t i = 0; i < a->t[t].len; i++) {
 		if (s[i] < '0' || s[i] > '9' || a->t[t].len > 10)
-			return appv_fail(a, "%s: not an integer in "
-					    "0..4294967295",
+			return appv_fail(a,
+					 "%s: not an integer in "
+					 "0..4294967295",
 					 path);
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
@@ -176,8 +176,7 @@ static bool appv_dup(char (*ids)[APPV_ID_MAX], unsigned n)
 	return false;
 }
 
-static int appv_source(struct appv *a, unsigned t, const char *path,
-		       char *id)
+static int appv_source(struct appv *a, unsigned t, const char *path, char *id)
 {
 	static const char *const keys[] = {"sourceId", "versionInteger",
 					   "versionString", "downloadUrl"};
@@ -188,17 +187,15 @@ static int appv_source(struct appv *a, unsigned t, const char *path,
 		return -1;
 	if (appv_string(a, v[0], appv_path(p, sizeof(p), path, "sourceId"),
 			id) < 0 ||
-	    appv_u32(a, v[1],
-		     appv_path(p, sizeof(p), path, "versionInteger")) < 0 ||
-	    appv_string(a, v[2],
-			appv_path(p, sizeof(p), path, "versionString"),
+	    appv_u32(a, v[1], appv_path(p, sizeof(p), path, "versionInteger")) <
+		    0 ||
+	    appv_string(a, v[2], appv_path(p, sizeof(p), path, "versionString"),
 			NULL) < 0)
 		return -1;
 	return appv_url(a, v[3], appv_path(p, sizeof(p), path, "downloadUrl"));
 }
 
-static int appv_client(struct appv *a, unsigned t, const char *path,
-		       char *id)
+static int appv_client(struct appv *a, unsigned t, const char *path, char *id)
 {
 	static const char *const keys[] = {"clientId", "sources"};
 	char ids[APPV_LIST_MAX][APPV_ID_MAX];

@@ -21,22 +21,21 @@
 
 #define URL "https://github.com/deltachat/deltachat-android/x.apk"
 
-static const char pretty[] =
-	"{\n"
-	"  \"clients\": [\n"
-	"    {\n"
-	"      \"clientId\": \"deltachat\",\n"
-	"      \"sources\": [\n"
-	"        {\n"
-	"          \"sourceId\": \"gplay\",\n"
-	"          \"versionInteger\": 758,\n"
-	"          \"versionString\": \"2.62.0\",\n"
-	"          \"downloadUrl\": \"" URL "\"\n"
-	"        }\n"
-	"      ]\n"
-	"    }\n"
-	"  ]\n"
-	"}\n";
+static const char pretty[] = "{\n"
+			     "  \"clients\": [\n"
+			     "    {\n"
+			     "      \"clientId\": \"deltachat\",\n"
+			     "      \"sources\": [\n"
+			     "        {\n"
+			     "          \"sourceId\": \"gplay\",\n"
+			     "          \"versionInteger\": 758,\n"
+			     "          \"versionString\": \"2.62.0\",\n"
+			     "          \"downloadUrl\": \"" URL "\"\n"
+			     "        }\n"
+			     "      ]\n"
+			     "    }\n"
+			     "  ]\n"
+			     "}\n";
 static const char compact[] =
 	"{\"clients\":[{\"clientId\":\"deltachat\",\"sources\":[{\"sourceId\":"
 	"\"gplay\",\"versionInteger\":758,\"versionString\":\"2.62.0\","
@@ -166,8 +165,8 @@ static void test_schema(void **state)
 		  "not under");
 	/* Ids unique: a second source or client with the same id. */
 	snprintf(doc, sizeof(doc),
-		 "{\"clients\":[{\"clientId\":\"d\",\"sources\":[%s,%s]}]}", src,
-		 src);
+		 "{\"clients\":[{\"clientId\":\"d\",\"sources\":[%s,%s]}]}",
+		 src, src);
 	check_bad(doc, "clients[0].sources[1].sourceId: \"gplay\" twice");
 	snprintf(doc, sizeof(doc),
 		 "{\"clients\":[{\"clientId\":\"d\",\"sources\":[%s]},"

@@ -52,10 +52,11 @@ static void test_compact(void **state)
 	expect_compact("[true ,false, null]", "[true,false,null]");
 	/* Strings byte for byte: escapes stay escapes, white space and
 	 * structural characters inside them stay. */
-	expect_compact("{ \"k\\\"ey\" : \"a\\\\b\\/c\\n\\t\\u00e9 \\ud83d\\ude00"
-		       " , : [ ] { }\" }",
-		       "{\"k\\\"ey\":\"a\\\\b\\/c\\n\\t\\u00e9 \\ud83d\\ude00"
-		       " , : [ ] { }\"}");
+	expect_compact(
+		"{ \"k\\\"ey\" : \"a\\\\b\\/c\\n\\t\\u00e9 \\ud83d\\ude00"
+		" , : [ ] { }\" }",
+		"{\"k\\\"ey\":\"a\\\\b\\/c\\n\\t\\u00e9 \\ud83d\\ude00"
+		" , : [ ] { }\"}");
 	/* Raw UTF-8: two, three and four octets. */
 	expect_compact("[\"\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\"]",
 		       "[\"\xc3\xa9\",\"\xe2\x82\xac\",\"\xf0\x9f\x98\x80\"]");
@@ -90,9 +91,8 @@ static void test_tokens(void **state)
 	assert_false(json_str_eq(in, &toks[7], "cc"));
 	assert_false(json_str_eq(in, &toks[3], "1")); /* not a string */
 	/* No output buffer: validation and tokens only. */
-	assert_int_equal(json_parse(in, sizeof(in) - 1, toks, TOKS, NULL, 0,
-				    &err),
-			 9);
+	assert_int_equal(
+		json_parse(in, sizeof(in) - 1, toks, TOKS, NULL, 0, &err), 9);
 	/* Token array full. */
 	assert_int_equal(json_parse(in, sizeof(in) - 1, toks, 8, NULL, 0, &err),
 			 -1);
@@ -189,9 +189,12 @@ static void test_invalid(void **state)
 		{"\"\\ud800\\u0041\"", 0, 1, "lone surrogate in \\u escape"},
 		{"\"\\udc00\"", 0, 1, "lone surrogate in \\u escape"},
 		{"\"\xff\"", 0, 1, "invalid UTF-8 in string"},
-		{"\"\xc0\xaf\"", 0, 1, "invalid UTF-8 in string"},     /* overlong */
-		{"\"\xe0\x80\xaf\"", 0, 1, "invalid UTF-8 in string"}, /* overlong */
-		{"\"\xed\xa0\x80\"", 0, 1, "invalid UTF-8 in string"}, /* surrogate */
+		{"\"\xc0\xaf\"", 0, 1,
+		 "invalid UTF-8 in string"}, /* overlong */
+		{"\"\xe0\x80\xaf\"", 0, 1,
+		 "invalid UTF-8 in string"}, /* overlong */
+		{"\"\xed\xa0\x80\"", 0, 1,
+		 "invalid UTF-8 in string"}, /* surrogate */
 		{"\"\xf4\x90\x80\x80\"", 0, 1, "invalid UTF-8 in string"},
 		{"\"\xe2\x82\"", 0, 1, "invalid UTF-8 in string"}, /* cut */
 		{"\xef\xbb\xbf{}", 0, 0, "unexpected character"},  /* BOM */
@@ -241,9 +244,9 @@ static void test_prefixes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_compact),  cmocka_unit_test(test_tokens),
-		cmocka_unit_test(test_decode),   cmocka_unit_test(test_depth),
-		cmocka_unit_test(test_invalid),  cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_compact), cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_decode),  cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_invalid), cmocka_unit_test(test_prefixes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
