@@ -126,7 +126,7 @@ static void test_fallback_and_bind(void **state)
 static void test_full_table(void **state)
 {
 	struct proto p;
-	char key[8];
+	char key[16];
 
 	(void)state;
 	proto_init(&p);
