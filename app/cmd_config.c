@@ -1,5 +1,6 @@
 /* app/cmd_config: `ringmail config [--config FILE]` prints the effective
- * configuration; `ringmail config --check [FILE]` only validates it. The
+ * configuration; `ringmail config --check [FILE]` only validates it (and
+ * the appversions file it names). The
  * file defaults to $RINGMAIL_CONFIG, then chatmail's own path. */
 #include "app/cmds.h"
 
@@ -10,6 +11,7 @@
 
 /* project */
 #include "core/config.h"
+#include "imap-proxy/imap_appversions.h"
 
 static int cmd_config_usage(void)
 {
@@ -23,6 +25,7 @@ int cmd_config(int argc, char **argv)
 	const char *path = getenv("RINGMAIL_CONFIG");
 	struct config cfg;
 	struct config_error err;
+	char *appv = NULL, aerr[256];
 	int check = 0, rc = 0;
 
 	if (path == NULL || path[0] == '\0')
@@ -46,6 +49,11 @@ int cmd_config(int argc, char **argv)
 	if (config_load(&cfg, path, &err) < 0) {
 		fprintf(stderr, "ringmail: %s\n", err.msg);
 		rc = 1;
+	} else if (imap_appversions_read(cfg.appversions_file, &appv, aerr,
+					 sizeof(aerr)) < 0) {
+		fprintf(stderr, "ringmail: %s: appversions_file %s: %s\n", path,
+			cfg.appversions_file, aerr);
+		rc = 1;
 	} else if (!check) {
 		config_print(&cfg, stdout);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -53,6 +61,7 @@ int cmd_config(int argc, char **argv)
 			rc = 1;
 		}
 	}
+	free(appv);
 	config_free(&cfg);
 	return rc;
 }

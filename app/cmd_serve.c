@@ -20,6 +20,7 @@
 #include "core/pool.h"
 #include "core/ratelimit.h"
 #include "filter/dkim.h"
+#include "imap-proxy/imap_appversions.h"
 #include "imap-proxy/imap_server.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
@@ -89,7 +90,7 @@ static int cmd_serve_dovecot_start(const struct config *cfg,
 	return 0;
 }
 
-/* A small configured file (TURN secret, appversions JSON) as one line
+/* A small configured file (the TURN secret) as one line
  * with surrounding white space cut; NULL when unset, unreadable or not
  * one line. Start-up only (blocking). */
 static char *cmd_serve_read_line(const char *path, const char *what)
@@ -134,17 +135,29 @@ static int cmd_serve_imap_new(const struct config *cfg,
 			      struct events *ev, struct imap_server **imap_r)
 {
 	char secret[DOVECOT_SECRET_LEN + 1];
-	char *turn, *appv;
+	char *turn, *appv, err[256];
 	int r;
 
 	*imap_r = NULL;
+	if (imap_appversions_read(cfg->appversions_file, &appv, err,
+				  sizeof(err)) < 0) {
+		/* Served as it is to every client: a broken file is a
+		 * configuration error, not something to guess around. */
+		log_err("serve: appversions_file %s: %s", cfg->appversions_file,
+			err);
+		return -1;
+	}
+	log_info("serve: appversions source=%s octets=%zu",
+		 cfg->appversions_file[0] != '\0' ? cfg->appversions_file
+						  : "built-in",
+		 strlen(appv));
 	if (dovecot_secret_new(secret) < 0 ||
 	    dovecot_master_users_write(ds, secret) < 0) {
 		log_err("serve: imap: cannot set up the Dovecot master user");
+		free(appv);
 		return -1;
 	}
 	turn = cmd_serve_read_line(cfg->turn_secret_file, "turn_secret_file");
-	appv = cmd_serve_read_line(cfg->appversions_file, "appversions_file");
 	{
 		struct imap_server_opts io = {
 			.mail_domain = cfg->mail_domain,

@@ -18,6 +18,7 @@
 /* project */
 #include "core/listen.h"
 #include "core/log.h"
+#include "core/proto.h"
 #include "imap-proxy/imap_server.h"
 #include "smtp/smtp_server.h"
 
@@ -25,20 +26,17 @@
 #define SERVE_MAX_WORKERS   256
 #define SERVE_BACKLOG       1024
 
-static const char *const serve_alpn_https[] = {"h2", "http/1.1", "imap", "smtp",
-					       NULL};
-
 static const struct serve_svc_def serve_svc_defs[SERVE_SVC_COUNT] = {
-	[SERVE_SVC_SMTP] = {"smtp", false, TLS1_2_VERSION, NULL},
-	[SERVE_SVC_SUBMISSION] = {"submission", false, TLS1_3_VERSION, NULL},
-	[SERVE_SVC_SUBMISSIONS] = {"submissions", true, TLS1_3_VERSION, NULL},
-	[SERVE_SVC_IMAP] = {"imap", false, TLS1_3_VERSION, NULL},
-	[SERVE_SVC_IMAPS] = {"imaps", true, TLS1_3_VERSION, NULL},
+	[SERVE_SVC_SMTP] = {"smtp", false, TLS1_2_VERSION, false},
+	[SERVE_SVC_SUBMISSION] = {"submission", false, TLS1_3_VERSION, false},
+	[SERVE_SVC_SUBMISSIONS] = {"submissions", true, TLS1_3_VERSION, false},
+	[SERVE_SVC_IMAP] = {"imap", false, TLS1_3_VERSION, false},
+	[SERVE_SVC_IMAPS] = {"imaps", true, TLS1_3_VERSION, false},
 	/* 443 carries IMAP and submission too: TLS 1.3 would be their
 	 * minimum, but HTTPS clients may still speak 1.2. The mail
-	 * protocols behind ALPN enforce 1.3 themselves (later issues). */
-	[SERVE_SVC_HTTPS] = {"https", true, TLS1_2_VERSION, serve_alpn_https},
-	[SERVE_SVC_HTTP] = {"http", false, 0, NULL},
+	 * protocols behind ALPN refuse 1.2 themselves. */
+	[SERVE_SVC_HTTPS] = {"https", true, TLS1_2_VERSION, true},
+	[SERVE_SVC_HTTP] = {"http", false, 0, false},
 };
 
 struct serve_listener {
@@ -58,7 +56,9 @@ struct serve_worker {
 	struct loop_listener *li[SERVE_MAX_LISTENERS];
 	struct smtp_worker *smtp;
 	struct imap_worker *imap;
-	int started; /* 1 ok, -1 failed */
+	struct serve_banner_worker banner;
+	struct proto proto; /* this loop's copy, bound to its workers */
+	int started;        /* 1 ok, -1 failed */
 };
 
 struct serve_accept_arg {
@@ -69,6 +69,8 @@ struct serve_accept_arg {
 struct serve {
 	const struct serve_settings *st;
 	struct tls_ctx *tls[SERVE_SVC_COUNT];
+	struct proto proto; /* the rows; workers bind copies */
+	const char *alpn[PROTO_ROWS_MAX + 1];
 	struct serve_listener ls[SERVE_MAX_LISTENERS];
 	unsigned nls;
 	struct serve_worker *workers;
@@ -184,7 +186,7 @@ static int serve_tls_setup(struct serve *srv)
 			.cert_file = srv->st->tls_cert,
 			.key_file = srv->st->tls_key,
 			.min_version = serve_svc_defs[svc].tls_min_version,
-			.alpn = serve_svc_defs[svc].alpn,
+			.alpn = serve_svc_defs[svc].alpn ? srv->alpn : NULL,
 			.ktls = srv->st->ktls,
 		};
 		bool used = false;
@@ -229,29 +231,36 @@ static void serve_accept(struct loop_listener *li, int fd,
 			 void *arg)
 {
 	struct serve_accept_arg *a = arg;
+	const struct serve_svc_def *d = &serve_svc_defs[a->svc];
 	struct serve *srv = a->w->srv;
 
 	(void)li;
-	if (a->w->smtp != NULL &&
-	    (a->svc == SERVE_SVC_SMTP || a->svc == SERVE_SVC_SUBMISSION ||
-	     a->svc == SERVE_SVC_SUBMISSIONS)) {
-		smtp_worker_accept(
-			a->w->smtp, fd, peer, peer_len,
-			a->svc == SERVE_SVC_SMTP ? SMTP_MODE_MX
-						 : SMTP_MODE_SUBMISSION,
-			srv->tls[a->svc], serve_svc_defs[a->svc].implicit_tls);
-		return;
+	if (d->alpn)
+		proto_accept_alpn(&a->w->proto, a->w->loop, d->name, fd, peer,
+				  peer_len, srv->tls[a->svc],
+				  srv->st->idle_timeout_ms);
+	else
+		proto_accept(&a->w->proto, d->name, fd, peer, peer_len,
+			     srv->tls[a->svc], d->implicit_tls);
+}
+
+/* The rows every module serves, in ALPN preference order. */
+static int serve_proto_setup(struct serve *srv)
+{
+	int r;
+
+	proto_init(&srv->proto);
+	r = serve_banner_proto_add(&srv->proto);
+	if (r == 0 && srv->st->imap != NULL)
+		r = imap_server_proto_add(&srv->proto);
+	if (r == 0 && srv->st->smtp != NULL)
+		r = smtp_server_proto_add(&srv->proto);
+	if (r < 0) {
+		log_err("serve: protocol table: %s", strerror(-r));
+		return -1;
 	}
-	if (a->w->imap != NULL &&
-	    (a->svc == SERVE_SVC_IMAP || a->svc == SERVE_SVC_IMAPS)) {
-		imap_worker_accept(a->w->imap, fd, peer, peer_len,
-				   srv->tls[a->svc],
-				   serve_svc_defs[a->svc].implicit_tls);
-		return;
-	}
-	serve_banner_start_mux(a->w->loop, fd, a->svc, srv->tls[a->svc],
-			       srv->st->mail_domain, srv->st->idle_timeout_ms,
-			       a->w->imap, peer, peer_len);
+	proto_alpn_list(&srv->proto, srv->alpn, PROTO_ROWS_MAX + 1);
+	return 0;
 }
 
 static void serve_worker_started(struct serve_worker *w, int ok)
@@ -281,6 +290,13 @@ static void *serve_worker_main(void *arg)
 		serve_worker_started(w, -1);
 		return NULL;
 	}
+	w->proto = srv->proto;
+	w->banner = (struct serve_banner_worker){
+		.loop = w->loop,
+		.mail_domain = srv->st->mail_domain,
+		.idle_timeout_ms = srv->st->idle_timeout_ms,
+	};
+	serve_banner_proto_bind(&w->proto, &w->banner);
 	if (srv->st->smtp != NULL) {
 		w->smtp = smtp_worker_new(srv->st->smtp, w->loop);
 		if (w->smtp == NULL) {
@@ -288,6 +304,7 @@ static void *serve_worker_main(void *arg)
 			serve_worker_started(w, -1);
 			return NULL;
 		}
+		smtp_worker_proto_bind(&w->proto, w->smtp);
 	}
 	if (srv->st->imap != NULL) {
 		w->imap = imap_worker_new(srv->st->imap, w->loop);
@@ -296,6 +313,7 @@ static void *serve_worker_main(void *arg)
 			serve_worker_started(w, -1);
 			return NULL;
 		}
+		imap_worker_proto_bind(&w->proto, w->imap);
 	}
 	for (unsigned i = 0; i < srv->nls; i++) {
 		struct serve_accept_arg *a =
@@ -500,7 +518,7 @@ int serve_run(const struct serve_settings *st)
 		log_err("serve: no listeners configured");
 		goto out;
 	}
-	if (serve_tls_setup(&srv) < 0)
+	if (serve_proto_setup(&srv) < 0 || serve_tls_setup(&srv) < 0)
 		goto out;
 	if (st->ktls != TLS_KTLS_NO && !tls_ktls_available())
 		log_info("serve: ktls=unavailable (no 'tls' ULP in this "

@@ -41,12 +41,13 @@ struct serve_settings {
 	struct imap_server *imap; /* NULL: IMAP ports answer BYE */
 };
 
-/* Static facts about each service. */
+/* Static facts about each service (listener kind). Which protocol serves
+ * it is the protocol table's business (core/proto). */
 struct serve_svc_def {
 	const char *name; /* also the systemd FileDescriptorName */
 	bool implicit_tls;
 	int tls_min_version;
-	const char *const *alpn;
+	bool alpn; /* dispatched on the negotiated ALPN (443) */
 };
 
 const struct serve_svc_def *serve_svc_def(enum serve_svc svc);
@@ -57,15 +58,19 @@ int serve_svc_by_name(const char *name);
  * status. */
 int serve_run(const struct serve_settings *st);
 
-/* The per-connection session placeholder until the protocol modules
- * land: answers with each protocol's "service not available" reply. */
-void serve_banner_start(struct loop *l, int fd, enum serve_svc svc,
-			struct tls_ctx *tls, const char *mail_domain,
-			uint64_t idle_timeout_ms);
-/* The same for 443 with an IMAP worker: ALPN "imap" goes to @imap. */
-void serve_banner_start_mux(struct loop *l, int fd, enum serve_svc svc,
-			    struct tls_ctx *tls, const char *mail_domain,
-			    uint64_t idle_timeout_ms, struct imap_worker *imap,
-			    const struct sockaddr *peer, socklen_t peer_len);
+/* What the placeholder entry needs on one loop. */
+struct serve_banner_worker {
+	struct loop *loop;
+	const char *mail_domain;
+	uint64_t idle_timeout_ms;
+};
+
+struct proto;
+/* The HTTP entry (listener http, ALPN "http/1.1" and none: 503 until the
+ * HTTP module lands) and the table's fallback (each protocol's "not
+ * available" reply). Boot time; 0 or proto_add's error. */
+int serve_banner_proto_add(struct proto *p);
+/* In a loop's copy of the table: those rows go to @bw. */
+void serve_banner_proto_bind(struct proto *p, struct serve_banner_worker *bw);
 
 #endif

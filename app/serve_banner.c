@@ -1,7 +1,9 @@
-/* app/serve_banner: what each listener answers until its protocol module
- * exists: SMTP 421, IMAP BYE, HTTP 503, after TLS where the port has it.
- * It proves the listener, transport and ALPN plumbing end to end and
- * logs one summary line per connection. */
+/* app/serve_banner: the HTTP entry of the protocol table until the HTTP
+ * module lands (port 80, and on 443 ALPN "http/1.1" or none: 503), and
+ * the table's fallback row: a listener or token without a module answers
+ * its protocol's "not available" reply (SMTP 421, IMAP BYE, else HTTP
+ * 503), after TLS where the port has it, and closes. One summary line per
+ * connection. */
 #include "app/serve.h"
 
 /* system */
@@ -12,60 +14,51 @@
 
 /* project */
 #include "core/log.h"
-#include "imap-proxy/imap_server.h"
+#include "core/proto.h"
 
 struct serve_banner {
-	enum serve_svc svc;
-	const char *mail_domain;
-	struct imap_worker *imap; /* 443: where ALPN "imap" goes */
-	struct sockaddr_storage peer;
-	socklen_t peer_len;
+	const struct serve_banner_worker *bw;
+	char name[PROTO_KEY_MAX]; /* for the log line */
+	char reply[PROTO_KEY_MAX];
 };
 
-/* Which protocol the bytes follow: the port's, or on 443 the ALPN's. */
-static const char *serve_banner_proto(struct conn *c, enum serve_svc svc)
+/* Which "not available" reply a listener kind or an ALPN token gets. */
+static const char *serve_banner_family(const char *key)
 {
-	const char *alpn;
+	static const char *const smtp[] = {"smtp", "submission", "submissions",
+					   NULL};
+	static const char *const imap[] = {"imap", "imaps", NULL};
 
-	switch (svc) {
-	case SERVE_SVC_SMTP:
-	case SERVE_SVC_SUBMISSION:
-	case SERVE_SVC_SUBMISSIONS:
-		return "smtp";
-	case SERVE_SVC_IMAP:
-	case SERVE_SVC_IMAPS:
-		return "imap";
-	case SERVE_SVC_HTTP:
-		return "http/1.1";
-	case SERVE_SVC_HTTPS:
-	case SERVE_SVC_COUNT:
-		break;
+	for (int i = 0; smtp[i] != NULL; i++) {
+		if (strcmp(key, smtp[i]) == 0)
+			return "smtp";
 	}
-	alpn = conn_tls_alpn(c);
-	return alpn[0] != '\0' ? alpn : "http/1.1";
+	for (int i = 0; imap[i] != NULL; i++) {
+		if (strcmp(key, imap[i]) == 0)
+			return "imap";
+	}
+	return "http";
 }
 
 static void serve_banner_reply(struct conn *c, struct serve_banner *b)
 {
-	const char *proto = serve_banner_proto(c, b->svc);
 	char line[256];
-	int n = 0;
+	int n;
 
-	if (strcmp(proto, "smtp") == 0)
+	if (strcmp(b->reply, "smtp") == 0)
 		n = snprintf(line, sizeof(line),
 			     "421 4.3.2 %s ringmail: SMTP service not "
 			     "available yet\r\n",
-			     b->mail_domain);
-	else if (strcmp(proto, "imap") == 0)
+			     b->bw->mail_domain);
+	else if (strcmp(b->reply, "imap") == 0)
 		n = snprintf(line, sizeof(line),
 			     "* BYE ringmail: IMAP service not available "
 			     "yet\r\n");
-	else if (strcmp(proto, "http/1.1") == 0)
+	else
 		n = snprintf(line, sizeof(line),
 			     "HTTP/1.1 503 Service Unavailable\r\n"
 			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
-	/* h2: nothing to say yet; the handshake itself was the point. */
-	if (n > 0)
+	if (n > 0 && (size_t)n < sizeof(line))
 		(void)conn_write(c, line, (size_t)n);
 	conn_close(c, true);
 }
@@ -76,17 +69,6 @@ static void serve_banner_event(struct conn *c, enum conn_ev ev, void *arg)
 
 	switch (ev) {
 	case CONN_EV_TLS_READY:
-		if (b->imap != NULL && b->svc == SERVE_SVC_HTTPS &&
-		    strcmp(conn_tls_alpn(c), "imap") == 0) {
-			struct imap_worker *imap = b->imap;
-			struct sockaddr_storage peer = b->peer;
-			socklen_t peer_len = b->peer_len;
-
-			free(b);
-			imap_worker_adopt(imap, c, (struct sockaddr *)&peer,
-					  peer_len);
-			break;
-		}
 		serve_banner_reply(c, b);
 		break;
 	case CONN_EV_DATA:
@@ -100,7 +82,7 @@ static void serve_banner_event(struct conn *c, enum conn_ev ev, void *arg)
 			 "%s disconnect reason=\"%s\" transport=%s tls=%s "
 			 "alpn=%s sni=%s ktls_tx=%d ktls_rx=%d in=%" PRIu64
 			 " out=%" PRIu64,
-			 serve_svc_def(b->svc)->name, conn_close_reason(c),
+			 b->name, conn_close_reason(c),
 			 conn_transport_name(conn_transport(c)),
 			 conn_tls_version(c)[0] ? conn_tls_version(c) : "-",
 			 conn_tls_alpn(c)[0] ? conn_tls_alpn(c) : "-",
@@ -115,40 +97,80 @@ static void serve_banner_event(struct conn *c, enum conn_ev ev, void *arg)
 	}
 }
 
-void serve_banner_start(struct loop *l, int fd, enum serve_svc svc,
-			struct tls_ctx *tls, const char *mail_domain,
-			uint64_t idle_timeout_ms)
-{
-	serve_banner_start_mux(l, fd, svc, tls, mail_domain, idle_timeout_ms,
-			       NULL, NULL, 0);
-}
-
-void serve_banner_start_mux(struct loop *l, int fd, enum serve_svc svc,
-			    struct tls_ctx *tls, const char *mail_domain,
-			    uint64_t idle_timeout_ms, struct imap_worker *imap,
-			    const struct sockaddr *peer, socklen_t peer_len)
+static struct serve_banner *serve_banner_new(const struct proto_row *r,
+					     const char *name)
 {
 	struct serve_banner *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->bw = r->worker;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	snprintf(b->reply, sizeof(b->reply), "%s", serve_banner_family(r->key));
+	return b;
+}
+
+static void serve_banner_accept(const struct proto_row *r, int fd,
+				const struct sockaddr *peer, socklen_t peer_len,
+				struct tls_ctx *tls, bool implicit_tls)
+{
+	struct serve_banner *b = serve_banner_new(r, r->key);
 	struct conn *c;
 
+	(void)peer;
+	(void)peer_len;
 	if (b == NULL) {
 		close(fd);
 		return;
 	}
-	b->svc = svc;
-	b->mail_domain = mail_domain;
-	b->imap = imap;
-	if (peer != NULL && peer_len <= sizeof(b->peer)) {
-		memcpy(&b->peer, peer, peer_len);
-		b->peer_len = peer_len;
-	}
-	c = conn_new(l, fd, serve_svc_def(svc)->implicit_tls ? tls : NULL, 0,
+	c = conn_new(b->bw->loop, fd, implicit_tls ? tls : NULL, 0,
 		     serve_banner_event, b);
 	if (c == NULL) {
 		free(b);
 		return;
 	}
-	conn_set_timeout(c, idle_timeout_ms);
-	if (!serve_svc_def(svc)->implicit_tls)
+	conn_set_timeout(c, b->bw->idle_timeout_ms);
+	if (!implicit_tls)
 		serve_banner_reply(c, b);
+}
+
+static void serve_banner_adopt(const struct proto_row *r, struct conn *c,
+			       const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct serve_banner *b = serve_banner_new(r, "https");
+
+	(void)peer;
+	(void)peer_len;
+	if (b == NULL) {
+		conn_close(c, false);
+		return;
+	}
+	conn_set_handler(c, serve_banner_event, b);
+	conn_set_timeout(c, b->bw->idle_timeout_ms);
+	serve_banner_reply(c, b);
+}
+
+static const struct proto_ops serve_banner_ops = {
+	.name = "http",
+	.accept = serve_banner_accept,
+	.adopt = serve_banner_adopt,
+};
+
+int serve_banner_proto_add(struct proto *p)
+{
+	/* h2 is not routed, so not offered: a client offering it falls
+	 * back to HTTP/1.1 and gets the 503 instead of a closed stream.
+	 * The HTTP module adds "h2" when it serves it. */
+	int r = proto_add(p, PROTO_LISTENER, "http", &serve_banner_ops, 0);
+
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_ALPN, "http/1.1", &serve_banner_ops, 0);
+	r = r < 0 ? r : proto_add(p, PROTO_ALPN, "", &serve_banner_ops, 0);
+	proto_set_fallback(p, &serve_banner_ops);
+	return r;
+}
+
+void serve_banner_proto_bind(struct proto *p, struct serve_banner_worker *bw)
+{
+	proto_bind(p, &serve_banner_ops, bw);
 }

@@ -15,6 +15,7 @@
 #include "core/events.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/proto.h"
 #include "imap-proxy/imap-int.h"
 
 static char *imap_strdup_or_null(const char *s)
@@ -221,6 +222,42 @@ void imap_worker_adopt(struct imap_worker *w, struct conn *c,
 		       const struct sockaddr *peer, socklen_t peer_len)
 {
 	imap_sess_start(w, -1, c, peer, peer_len, NULL, true);
+}
+
+/* ---- the IMAP rows of the protocol table ---- */
+
+static void imap_proto_accept(const struct proto_row *r, int fd,
+			      const struct sockaddr *peer, socklen_t peer_len,
+			      struct tls_ctx *tls, bool implicit_tls)
+{
+	imap_worker_accept(r->worker, fd, peer, peer_len, tls, implicit_tls);
+}
+
+static void imap_proto_adopt(const struct proto_row *r, struct conn *c,
+			     const struct sockaddr *peer, socklen_t peer_len)
+{
+	imap_worker_adopt(r->worker, c, peer, peer_len);
+}
+
+static const struct proto_ops imap_proto_ops = {
+	.name = "imap",
+	.accept = imap_proto_accept,
+	.adopt = imap_proto_adopt,
+};
+
+int imap_server_proto_add(struct proto *p)
+{
+	int r = proto_add(p, PROTO_LISTENER, "imap", &imap_proto_ops, 0);
+
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_LISTENER, "imaps", &imap_proto_ops, 0);
+	r = r < 0 ? r : proto_add(p, PROTO_ALPN, "imap", &imap_proto_ops, 0);
+	return r;
+}
+
+void imap_worker_proto_bind(struct proto *p, struct imap_worker *w)
+{
+	proto_bind(p, &imap_proto_ops, w);
 }
 
 unsigned imap_user_bucket(const char *addr)

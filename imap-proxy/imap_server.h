@@ -21,6 +21,7 @@ struct accounts;
 struct conn;
 struct loop;
 struct pool;
+struct proto;
 struct tls_ctx;
 struct imap_server;
 struct imap_worker;
@@ -60,5 +61,11 @@ void imap_worker_accept(struct imap_worker *w, int fd,
  * "imap"): the greeting goes out now. */
 void imap_worker_adopt(struct imap_worker *w, struct conn *c,
 		       const struct sockaddr *peer, socklen_t peer_len);
+
+/* The IMAP rows of the protocol table (boot time): listeners imap and
+ * imaps, ALPN "imap". 0 or proto_add's error. */
+int imap_server_proto_add(struct proto *p);
+/* In a loop's copy of the table: those rows go to @w. */
+void imap_worker_proto_bind(struct proto *p, struct imap_worker *w);
 
 #endif

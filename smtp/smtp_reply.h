@@ -39,6 +39,8 @@ struct smtp_reply_def {
 #define SMTP_R_TOO_MANY_ERR  421, "4.7.0", "Error: too many errors"
 #define SMTP_R_LOCAL_ERROR   421, "4.3.0", "Server local error"
 #define SMTP_R_OOM           421, "4.3.0", "Mail system error"
+/* 443 with ALPN "smtp" over TLS 1.2: 465 would refuse the handshake. */
+#define SMTP_R_TLS13_REQUIRED 421, "4.7.0", "Error: TLS 1.3 required"
 
 /* EHLO keywords ringmail offers (issue 4): no SMTPUTF8, DSN, CHUNKING
  * or BINARYMIME, so smtp_addr refuses their parameters. AUTH only after

@@ -20,6 +20,7 @@
 #include "core/accounts.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/proto.h"
 #include "core/ratelimit.h"
 #include "filter/dkim.h"
 #include "filter/dkim_check.h"
@@ -587,10 +588,11 @@ static void smtp_conn_ev(struct conn *c, enum conn_ev ev, void *arg)
 	}
 }
 
-void smtp_worker_accept(struct smtp_worker *w, int fd,
-			const struct sockaddr *peer, socklen_t peer_len,
-			enum smtp_mode mode, struct tls_ctx *tls,
-			bool implicit_tls)
+/* Serve @fd, or with @fd -1 the handed-over @c (TLS done). */
+static void smtp_conn_start(struct smtp_worker *w, int fd, struct conn *c,
+			    const struct sockaddr *peer, socklen_t peer_len,
+			    enum smtp_mode mode, struct tls_ctx *tls,
+			    bool implicit_tls)
 {
 	struct smtp_server *srv = w->srv;
 	struct smtp_conn *sc;
@@ -600,7 +602,10 @@ void smtp_worker_accept(struct smtp_worker *w, int fd,
 
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL) {
-		close(fd);
+		if (c != NULL)
+			conn_close(c, false);
+		else
+			close(fd);
 		return;
 	}
 	sc->w = w;
@@ -619,26 +624,34 @@ void smtp_worker_accept(struct smtp_worker *w, int fd,
 		over = !smtp_client_add(srv, sc->ip);
 		sc->counted_client = !over;
 	}
-	if (over && !implicit_tls) {
+	if (over && (c != NULL || !implicit_tls)) {
 		/* Postfix answers 421 before closing; with implicit TLS
 		 * there is no cheap way to say it. */
 		n = snprintf(line, sizeof(line),
 			     "421 4.7.0 %s Error: too many "
 			     "connections from %s\r\n",
 			     srv->o.hostname, sc->ip);
-		if (n > 0)
+		if (n > 0 && c != NULL)
+			(void)conn_write(c, line, (size_t)n);
+		else if (n > 0)
 			(void)!write(fd, line, (size_t)n);
 	}
 	if (over) {
 		log_warn("smtp: too many connections from=%s open=%u", sc->ip,
 			 atomic_load(&srv->conns));
 		atomic_fetch_sub(&srv->conns, 1);
-		close(fd);
+		if (c != NULL)
+			conn_close(c, true);
+		else
+			close(fd);
 		free(sc);
 		return;
 	}
-	sc->c = conn_new(w->loop, fd, implicit_tls ? tls : NULL, SMTP_INPUT_MAX,
-			 smtp_conn_ev, sc);
+	if (c != NULL)
+		conn_set_handler(c, smtp_conn_ev, sc);
+	sc->c = c != NULL ? c
+			  : conn_new(w->loop, fd, implicit_tls ? tls : NULL,
+				     SMTP_INPUT_MAX, smtp_conn_ev, sc);
 	if (sc->c == NULL) {
 		if (sc->counted_client)
 			smtp_client_del(srv, sc->ip);
@@ -650,7 +663,87 @@ void smtp_worker_accept(struct smtp_worker *w, int fd,
 	log_info("%016" PRIx64 " smtp connect from=%s mode=%s%s",
 		 conn_id(sc->c), sc->ip,
 		 mode == SMTP_MODE_MX ? "mx" : "submission",
-		 implicit_tls ? " tls=implicit" : "");
-	if (!implicit_tls && smtp_conn_start_session(sc) < 0)
+		 c != NULL      ? " tls=alpn"
+		 : implicit_tls ? " tls=implicit"
+				: "");
+	if (c != NULL)
+		smtp_conn_ev(c, CONN_EV_TLS_READY, sc); /* as after 465's */
+	else if (!implicit_tls && smtp_conn_start_session(sc) < 0)
 		smtp_conn_close(sc);
+}
+
+void smtp_worker_accept(struct smtp_worker *w, int fd,
+			const struct sockaddr *peer, socklen_t peer_len,
+			enum smtp_mode mode, struct tls_ctx *tls,
+			bool implicit_tls)
+{
+	smtp_conn_start(w, fd, NULL, peer, peer_len, mode, tls, implicit_tls);
+}
+
+void smtp_worker_adopt(struct smtp_worker *w, struct conn *c,
+		       const struct sockaddr *peer, socklen_t peer_len)
+{
+	if (strcmp(conn_tls_version(c), "TLSv1.3") != 0) {
+		/* 443 allows TLS 1.2 for HTTPS; 465 refuses it, so does
+		 * submission here. */
+		char line[80];
+		int n = snprintf(line, sizeof(line), "%d %s %s\r\n",
+				 SMTP_R_TLS13_REQUIRED);
+
+		log_conn(LOG_LV_INFO, conn_id(c),
+			 "smtp disconnect reason=tls-version tls=%s",
+			 conn_tls_version(c));
+		if (n > 0 && (size_t)n < sizeof(line))
+			(void)conn_write(c, line, (size_t)n);
+		conn_close(c, true);
+		return;
+	}
+	smtp_conn_start(w, -1, c, peer, peer_len, SMTP_MODE_SUBMISSION, NULL,
+			true);
+}
+
+/* ---- the SMTP rows of the protocol table ---- */
+
+static void smtp_proto_accept(const struct proto_row *r, int fd,
+			      const struct sockaddr *peer, socklen_t peer_len,
+			      struct tls_ctx *tls, bool implicit_tls)
+{
+	smtp_worker_accept(r->worker, fd, peer, peer_len,
+			   (enum smtp_mode)r->arg, tls, implicit_tls);
+}
+
+static void smtp_proto_adopt(const struct proto_row *r, struct conn *c,
+			     const struct sockaddr *peer, socklen_t peer_len)
+{
+	smtp_worker_adopt(r->worker, c, peer, peer_len);
+}
+
+static const struct proto_ops smtp_proto_ops = {
+	.name = "smtp",
+	.accept = smtp_proto_accept,
+	.adopt = smtp_proto_adopt,
+};
+
+int smtp_server_proto_add(struct proto *p)
+{
+	int r = 0;
+
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_LISTENER, "smtp", &smtp_proto_ops,
+			      SMTP_MODE_MX);
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_LISTENER, "submission", &smtp_proto_ops,
+			      SMTP_MODE_SUBMISSION);
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_LISTENER, "submissions", &smtp_proto_ops,
+			      SMTP_MODE_SUBMISSION);
+	r = r < 0 ? r
+		  : proto_add(p, PROTO_ALPN, "smtp", &smtp_proto_ops,
+			      SMTP_MODE_SUBMISSION);
+	return r;
+}
+
+void smtp_worker_proto_bind(struct proto *p, struct smtp_worker *w)
+{
+	proto_bind(p, &smtp_proto_ops, w);
 }

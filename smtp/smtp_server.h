@@ -16,6 +16,8 @@
 #include "smtp/smtp_session.h"
 
 struct accounts;
+struct conn;
+struct proto;
 struct dkim_ctx;
 struct dkim_signer;
 struct pool;
@@ -66,5 +68,16 @@ void smtp_worker_accept(struct smtp_worker *w, int fd,
 			const struct sockaddr *peer, socklen_t peer_len,
 			enum smtp_mode mode, struct tls_ctx *tls,
 			bool implicit_tls);
+/* Take over @c, a TLS connection whose handshake is done (443, ALPN
+ * "smtp"): a submission session exactly as on 465 (TLS 1.3 required),
+ * the greeting goes out now. */
+void smtp_worker_adopt(struct smtp_worker *w, struct conn *c,
+		       const struct sockaddr *peer, socklen_t peer_len);
+
+/* The SMTP rows of the protocol table (boot time): listeners smtp (MX),
+ * submission, submissions, and ALPN "smtp". 0 or proto_add's error. */
+int smtp_server_proto_add(struct proto *p);
+/* In a loop's copy of the table: those rows go to @w. */
+void smtp_worker_proto_bind(struct proto *p, struct smtp_worker *w);
 
 #endif

@@ -8,6 +8,7 @@ racing with DONE, pipelined commands after DONE, literals), ALPN "imap" on
 OpenPGP made with gpg(1). Each test runs on each I/O backend."""
 
 import imaplib
+import json
 import os
 import re
 import socket
@@ -18,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringmail_harness import Relay, run_tests, tls_client  # noqa: E402
+from ringmail_harness import BIN, Relay, run_tests, tls_client  # noqa: E402
 from test_smtp import PASSWORD, encrypted_mail, submit  # noqa: E402
 
 
@@ -263,7 +264,7 @@ def test_metadata(backend):
     with open(turnfile, "w") as f:
         f.write(secret + "\n")
     with open(appfile, "w") as f:
-        f.write('{"clients":[]}\n')
+        f.write(APPVERSIONS_PRETTY)
     with open(r.cfg, "w") as f:
         f.write(cfg.replace("TURNFILE", turnfile) +
                 "appversions_file = %s\n" % appfile)
@@ -316,13 +317,124 @@ def test_metadata(backend):
         assert got[0].endswith(b"maxsmtprecipients {4}\r\n1000)"), got
         got = c.cmd(b"g3", b'GETMETADATA "" /shared/vendor/deltachat/'
                     b'appversions')
-        assert got[0].endswith(b'appversions {14}\r\n{"clients":[]})'), got
+        want = APPVERSIONS_COMPACT.encode()
+        assert got[0].endswith(b"appversions {%d}\r\n%s)" %
+                               (len(want), want)), got
         # Other METADATA goes to Dovecot.
         got = c.cmd(b"o1", b'SETMETADATA INBOX (/private/comment "hi")')
         assert got[-1].startswith(b"o1 OK"), got
         got = c.cmd(b"o2", b"GETMETADATA INBOX /private/comment")
         assert got[0].endswith(b"{2}\r\nhi)"), got
         c.close()
+    finally:
+        r.stop()
+
+
+# chatmail's own appversions.json shape: pretty-printed over 15 lines.
+APPVERSIONS_PRETTY = """{
+  "clients": [
+    {
+      "clientId": "deltachat",
+      "sources": [
+        {
+          "sourceId": "fdroid",
+          "versionInteger": 4294967295,
+          "versionString": "9.9.9 \\u00e9",
+          "downloadUrl": "https://download.delta.chat/android/x.apk"
+        }
+      ]
+    }
+  ]
+}
+"""
+APPVERSIONS_COMPACT = ('{"clients":[{"clientId":"deltachat","sources":'
+                       '[{"sourceId":"fdroid","versionInteger":4294967295,'
+                       '"versionString":"9.9.9 \\u00e9","downloadUrl":'
+                       '"https://download.delta.chat/android/x.apk"}]}]}')
+
+
+def check_appversions(data):
+    """chatmail's test_appversions rules, as its online test checks."""
+    assert set(data) == {"clients"}, data
+    assert data["clients"]
+    for client in data["clients"]:
+        assert set(client) == {"clientId", "sources"}, client
+        assert isinstance(client["clientId"], str) and client["clientId"]
+        assert client["sources"]
+        for src in client["sources"]:
+            assert set(src) == {"sourceId", "versionInteger",
+                                "versionString", "downloadUrl"}, src
+            v = src["versionInteger"]
+            assert isinstance(v, int) and not isinstance(v, bool)
+            assert 0 <= v < 2 ** 32
+            assert src["downloadUrl"].startswith(
+                ("https://github.com/deltachat/",
+                 "https://download.delta.chat/"))
+
+
+def get_appversions(r):
+    c = login(r, "appvuser1@example.org")
+    got = c.cmd(b"g", b'GETMETADATA "" /shared/vendor/deltachat/'
+                b'appversions')
+    c.close()
+    m = re.match(rb'\* METADATA "" \(/shared/vendor/deltachat/appversions '
+                 rb'\{(\d+)\}\r\n(.*)\)$', got[0], re.S)
+    assert m, got
+    assert int(m.group(1)) == len(m.group(2))
+    return m.group(2)
+
+
+def test_appversions(backend):
+    # Served by default (chatmail's test_get_appversions): one JSON line
+    # with the schema, the built-in deploy/appversions.json.
+    r = imap_relay(backend)
+    try:
+        value = get_appversions(r)
+        assert b"\n" not in value and b" " not in value, value
+        check_appversions(json.loads(value))
+        with open(os.path.join(os.environ.get("RINGMAIL_SRCDIR", "."),
+                               "deploy", "appversions.json")) as f:
+            assert json.loads(value) == json.load(f)
+        r.wait_log("serve: appversions source=built-in")
+    finally:
+        r.stop()
+    # A pretty-printed file is served compacted, byte for byte.
+    r = Relay(backend, dovecot=True, extra="appversions_file = APPFILE")
+    appfile = os.path.join(r.dir, "appversions.json")
+    with open(appfile, "w") as f:
+        f.write(APPVERSIONS_PRETTY)
+    assert APPVERSIONS_PRETTY.count("\n") == 15
+    with open(r.cfg) as f:
+        cfg = f.read()
+    with open(r.cfg, "w") as f:
+        f.write(cfg.replace("APPFILE", appfile))
+    r.start()
+    try:
+        assert get_appversions(r) == APPVERSIONS_COMPACT.encode()
+    finally:
+        r.stop()
+    # A schema violation stops the start with the reason; so does
+    # `ringmail config --check`.
+    r = Relay(backend, dovecot=True, extra="appversions_file = APPFILE")
+    appfile = os.path.join(r.dir, "appversions.json")
+    with open(appfile, "w") as f:
+        f.write(APPVERSIONS_PRETTY.replace("https://download.delta.chat/",
+                                           "https://example.org/"))
+    with open(r.cfg) as f:
+        cfg = f.read()
+    with open(r.cfg, "w") as f:
+        f.write(cfg.replace("APPFILE", appfile))
+    try:
+        p = subprocess.run([BIN, "config", "--check", r.cfg],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 1, p
+        assert b"clients[0].sources[0].downloadUrl: not under" in \
+            p.stderr, p.stderr
+        r.start(wait_ready=False)
+        line = r.wait_log("serve: appversions_file " + appfile)
+        assert "downloadUrl: not under https://github.com/deltachat/" \
+            in line, line
+        assert r.wait_exit() == 1
     finally:
         r.stop()
 
@@ -673,5 +785,6 @@ if __name__ == "__main__":
     run_tests([test_capabilities_and_login, test_starttls_required_on_143,
                test_parallel_first_logins, test_metadata, test_idle,
                test_idle_hibernated, test_big_literals, test_limits,
-               test_alpn_imap_on_443, test_idle_sessions_on_every_worker,
+               test_alpn_imap_on_443, test_appversions,
+               test_idle_sessions_on_every_worker,
                test_dovecot_restart_under_idle])
