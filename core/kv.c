@@ -107,8 +107,8 @@ static int kv_map_resize(struct kv_env *e, bool grow)
 		mdb_env_info(e->env, &info);
 		if (info.me_mapsize >= e->max_map) {
 			pthread_rwlock_unlock(&e->map_lock);
-			log_err("%s: map full at %zu MiB, not growing", e->name,
-				info.me_mapsize >> 20);
+			log_err("%s: map full at %zu KiB, not growing", e->name,
+				info.me_mapsize >> 10);
 			return MDB_MAP_FULL;
 		}
 		size = info.me_mapsize * 2;
@@ -145,7 +145,9 @@ static int kv_readers_check(struct kv_env *e)
 
 /* ---- transactions */
 
-int kv_read(struct kv_env *e, kv_txn_fn *fn, void *arg)
+/* @keep: end by a commit, which keeps tables opened in the transaction
+ * (an abort closes them). */
+static int kv_read_txn(struct kv_env *e, kv_txn_fn *fn, void *arg, bool keep)
 {
 	struct kv_txn t = {.env = e};
 	int rc = 0, ret;
@@ -155,7 +157,10 @@ int kv_read(struct kv_env *e, kv_txn_fn *fn, void *arg)
 		rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &t.txn);
 		if (rc == 0) {
 			ret = fn(&t, arg);
-			mdb_txn_abort(t.txn);
+			if (keep && ret == 0)
+				mdb_txn_commit(t.txn);
+			else
+				mdb_txn_abort(t.txn);
 			pthread_rwlock_unlock(&e->map_lock);
 			return ret;
 		}
@@ -174,6 +179,11 @@ int kv_read(struct kv_env *e, kv_txn_fn *fn, void *arg)
 	}
 	log_err("%s: read transaction: %s", e->name, mdb_strerror(rc));
 	return kv_errno(rc);
+}
+
+int kv_read(struct kv_env *e, kv_txn_fn *fn, void *arg)
+{
+	return kv_read_txn(e, fn, arg, false);
 }
 
 int kv_write(struct kv_env *e, kv_txn_fn *fn, void *arg)
@@ -362,7 +372,7 @@ int kv_table_open(struct kv_env *e, const char *name, struct kv_table **t_r)
 	if (e->ntables == e->max_tables)
 		return -ENOSPC;
 	if (e->flags & KV_F_RDONLY)
-		ret = kv_read(e, kv_table_txn, &op);
+		ret = kv_read_txn(e, kv_table_txn, &op, true);
 	else
 		ret = kv_write(e, kv_table_txn, &op);
 	if (ret < 0) {
