@@ -5,9 +5,9 @@
  * moment, also when the process is killed at any point, and after a
  * crash of the machine on a file system that honours fsync. The steps:
  * a fresh temporary file "<path>.tmp.XXXXXX" in the same directory
- * (O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, mode 0600 until the end), owner
- * and exact mode set, every octet written, fsync, close, rename over
- * @path (or link for FSUTIL_F_NOREPLACE), fsync of the directory.
+ * (O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, mode 0600), its owner and exact
+ * mode set before any content, every octet written, fsync, close, rename
+ * over @path (or link for FSUTIL_F_NOREPLACE), fsync of the directory.
  *
  * On an error before the rename the temporary file is unlinked and @path
  * is untouched. A process killed between creating and renaming leaves a
