@@ -76,6 +76,7 @@ void kv_env_close(struct kv_env **envp);
  * tables right after kv_env_open, before other threads use the env. The
  * handle lives as long as the env. 0 or -errno. */
 int kv_table_open(struct kv_env *env, const char *name, struct kv_table **t_r);
+/* The counters and the current map size; any thread, any time. */
 void kv_stats(struct kv_env *env, struct kv_stats *s);
 
 /* A transaction body. Return 0 to commit (kv_write) or finish (kv_read),
