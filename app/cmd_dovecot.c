@@ -14,6 +14,7 @@
 
 /* project */
 #include "core/config.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
@@ -67,25 +68,12 @@ static int cmd_dovecot_num(const char *s, long long min, long long max,
 /* Write @secret to @path, mode 0600, atomically. */
 static int cmd_dovecot_secret_file(const char *path, const char *secret)
 {
-	char tmp[PATH_MAX];
-	size_t len = strlen(secret);
-	int fd, r = 0;
+	struct iovec iov[2] = {
+		{.iov_base = (void *)secret, .iov_len = strlen(secret)},
+		{.iov_base = (void *)"\n", .iov_len = 1}};
+	struct fsutil_opts o = FSUTIL_OPTS(0600);
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, secret, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
-		r = -EIO;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	return fsutil_write_filev(path, iov, 2, &o);
 }
 
 int cmd_dovecot(int argc, char **argv)

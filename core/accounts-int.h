@@ -5,55 +5,32 @@
 
 #include "core/accounts.h"
 
-/* system */
-#include <pthread.h>
-#include <stdatomic.h>
-
-/* third party */
-#include <lmdb.h>
+/* project */
+#include "core/kv.h"
 
 #define ACCOUNTS_RECORD_VERSION 1u
 #define ACCOUNTS_TOKENS_VERSION 1u
-/* A write callback's "nothing to write": abort the txn, not an error.
- * Distinct from every LMDB code (-30800..-30780) and errno (> 0). */
-#define ACCOUNTS_TXN_SKIP (-1)
 
 struct accounts {
-	MDB_env *env;
-	MDB_dbi dbi_accounts; /* address -> record */
-	MDB_dbi dbi_tokens;   /* address -> token list */
-	/* One writer at a time in this process. */
-	pthread_mutex_t write_lock;
-	/* Held shared by every transaction and exclusively to change the
-	 * map size (LMDB: no transaction may be active then). */
-	pthread_rwlock_t map_lock;
+	struct kv_env *kv;
+	struct kv_table *t_accounts;   /* address -> record */
+	struct kv_table *t_tokens;     /* address -> token list */
 	struct accounts_policy policy; /* strings point to the copies below */
 	char *mail_domain, *mailboxes_dir, *nocreate_file;
 	char *path;
-	atomic_uint map_grows;  /* doubled here */
-	atomic_uint map_adopts; /* grown by another process */
 };
 
-/* A write transaction body. Returns 0 (commit), ACCOUNTS_TXN_SKIP (abort,
- * success) or an LMDB/errno code (abort). It may run more than once (the
- * map grew): it must start from scratch each time. */
-typedef int accounts_txn_fn(struct accounts *a, MDB_txn *txn, void *arg);
-/* Run @fn in a write transaction, growing the map and retrying as
- * needed. Returns @fn's or LMDB's code (0 = committed and synced). */
-int accounts_write(struct accounts *a, accounts_txn_fn *fn, void *arg);
-/* LMDB/errno code -> -errno. */
-int accounts_mdb_errno(int rc);
-
-/* In a transaction: 0, MDB_NOTFOUND, or an error code (EPROTO for a
- * record this version cannot read). */
-int accounts_record_get_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    struct accounts_record *r);
-int accounts_record_put_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    const struct accounts_record *r);
-/* Merge one token (accounts_tokens_add semantics); *changed_r set. */
-int accounts_tokens_add_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    const char *token, size_t len, int64_t set_at,
-			    int64_t now, bool *changed_r);
+/* In a kv transaction: 0, -ENOENT, or -errno (-EPROTO for a record
+ * this version cannot read). */
+int accounts_record_get_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, struct accounts_record *r);
+int accounts_record_put_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, const struct accounts_record *r);
+/* Merge one token (accounts_tokens_add semantics); *changed_r set. 0 or
+ * -errno. */
+int accounts_tokens_add_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, const char *token, size_t len,
+			    int64_t set_at, int64_t now, bool *changed_r);
 
 /* ---- accounts_rules.c */
 /* Dovecot's side of a login name: auth_username_chars, then %Lu. 0 or

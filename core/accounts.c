@@ -1,20 +1,14 @@
-/* core/accounts: the LMDB store and chatmail's create-on-login.
+/* core/accounts: the store and chatmail's create-on-login.
  *
- * One LMDB environment, <data_dir>/accounts.mdb (MDB_NOSUBDIR, so other
- * modules can keep their own stores in the same directory), with two
- * named databases: "accounts" (address -> record) and "tokens" (address
+ * One kv environment (core/kv), <data_dir>/accounts.mdb (a single file,
+ * so other modules can keep their own stores in the same directory),
+ * with two tables: "accounts" (address -> record) and "tokens" (address
  * -> device tokens). Values are little-endian with a leading version
  * byte so the format can change later.
  *
- * Durability: the environment is opened without MDB_NOSYNC/NOMETASYNC,
- * so every commit is fsync'd before it returns, and LMDB's copy-on-write
- * pages make a crash leave either the old or the new state (Postfix's
- * slmdb does the same growth and retry dance). MDB_MAP_FULL doubles the
- * map and reruns the transaction; MDB_MAP_RESIZED (another process grew
- * it) adopts the new size; MDB_READERS_FULL clears stale readers and
- * retries, then gives up with -EAGAIN. Changing the map size needs every
- * transaction of this process closed: transactions hold map_lock shared,
- * the resize takes it exclusively. No transaction is ever nested. */
+ * Durability, map growth, readers-full recovery and write retries are
+ * core/kv's: every write below is one kv_write, committed and fsync'd
+ * before it returns, and its callback may run more than once. */
 #include "core/accounts.h"
 
 /* system */
@@ -25,208 +19,22 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* third party */
-#include <lmdb.h>
-
 /* project */
 #include "core/accounts-int.h"
+#include "core/kv.h"
 #include "core/log.h"
 #include "core/pool.h"
 
 #define ACCOUNTS_FILE        "accounts.mdb"
-#define ACCOUNTS_MAP_DEFAULT ((size_t)64 << 20)
-#define ACCOUNTS_MAP_MIN     ((size_t)64 << 10)
-#define ACCOUNTS_MAP_MAX     ((size_t)1 << 40)
+#define ACCOUNTS_MAX_TABLES  4u
 #define ACCOUNTS_MAX_READERS 1024u
-#define ACCOUNTS_WRITE_TRIES 48
-#define ACCOUNTS_READ_TRIES  8
 #define ACCOUNTS_ITER_BATCH  256u
 /* version, flags, created, last_login, hash length */
 #define ACCOUNTS_REC_HDR (1u + 4u + 8u + 8u + 2u)
 #define ACCOUNTS_TOK_HDR (1u + 2u)
 #define ACCOUNTS_TOK_ENT (8u + 2u)
 
-/* ---- little-endian codec */
-
-static void accounts_put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void accounts_put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void accounts_put_i64(uint8_t *p, int64_t s)
-{
-	uint64_t v = (uint64_t)s;
-
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t accounts_get_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t accounts_get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static int64_t accounts_get_i64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return (int64_t)v;
-}
-
-/* ---- errors, locks, transactions */
-
-int accounts_mdb_errno(int rc)
-{
-	switch (rc) {
-	case 0:
-		return 0;
-	case MDB_NOTFOUND:
-		return -ENOENT;
-	case MDB_READERS_FULL:
-		return -EAGAIN;
-	case MDB_MAP_FULL:
-		return -ENOSPC;
-	default:
-		return rc > 0 ? -rc : -EIO;
-	}
-}
-
-/* Grow the map (@twice) or adopt the size another process set. */
-static int accounts_map_resize(struct accounts *a, bool twice)
-{
-	MDB_envinfo info;
-	size_t size = 0;
-	int rc;
-
-	pthread_rwlock_wrlock(&a->map_lock);
-	if (twice) {
-		mdb_env_info(a->env, &info);
-		if (info.me_mapsize >= ACCOUNTS_MAP_MAX) {
-			pthread_rwlock_unlock(&a->map_lock);
-			log_err("accounts: map full at %zu MiB, not growing",
-				info.me_mapsize >> 20);
-			return MDB_MAP_FULL;
-		}
-		size = info.me_mapsize * 2;
-	}
-	rc = mdb_env_set_mapsize(a->env, size);
-	pthread_rwlock_unlock(&a->map_lock);
-	if (rc != 0) {
-		log_err("accounts: resizing the map: %s", mdb_strerror(rc));
-		return rc;
-	}
-	if (twice) {
-		atomic_fetch_add(&a->map_grows, 1);
-		log_info("accounts: map grown to %zu KiB", size >> 10);
-	} else {
-		atomic_fetch_add(&a->map_adopts, 1);
-	}
-	return 0;
-}
-
-/* A read transaction; on success map_lock is held shared until
- * accounts_read_end. Returns an LMDB code. */
-static int accounts_read_begin(struct accounts *a, MDB_txn **txn_r)
-{
-	int rc = 0, dead;
-
-	for (int i = 0; i < ACCOUNTS_READ_TRIES; i++) {
-		pthread_rwlock_rdlock(&a->map_lock);
-		rc = mdb_txn_begin(a->env, NULL, MDB_RDONLY, txn_r);
-		if (rc == 0)
-			return 0;
-		pthread_rwlock_unlock(&a->map_lock);
-		if (rc == MDB_MAP_RESIZED) {
-			accounts_map_resize(a, false);
-		} else if (rc == MDB_READERS_FULL) {
-			struct timespec ts = {.tv_nsec = 1000000L << i};
-
-			dead = 0;
-			mdb_reader_check(a->env, &dead);
-			if (dead == 0 && i + 1 < ACCOUNTS_READ_TRIES)
-				nanosleep(&ts, NULL);
-		} else {
-			break;
-		}
-	}
-	log_err("accounts: read transaction: %s", mdb_strerror(rc));
-	return rc;
-}
-
-static void accounts_read_end(struct accounts *a, MDB_txn *txn)
-{
-	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&a->map_lock);
-}
-
-int accounts_write(struct accounts *a, accounts_txn_fn *fn, void *arg)
-{
-	MDB_txn *txn;
-	int rc = MDB_MAP_FULL, dead;
-
-	pthread_mutex_lock(&a->write_lock);
-	for (int i = 0; i < ACCOUNTS_WRITE_TRIES; i++) {
-		pthread_rwlock_rdlock(&a->map_lock);
-		rc = mdb_txn_begin(a->env, NULL, 0, &txn);
-		if (rc == 0) {
-			rc = fn(a, txn, arg);
-			if (rc == 0)
-				rc = mdb_txn_commit(txn); /* frees txn */
-			else
-				mdb_txn_abort(txn);
-		}
-		pthread_rwlock_unlock(&a->map_lock);
-		if (rc == MDB_MAP_FULL) {
-			if (accounts_map_resize(a, true) != 0)
-				break;
-		} else if (rc == MDB_MAP_RESIZED) {
-			accounts_map_resize(a, false);
-		} else if (rc == MDB_READERS_FULL) {
-			dead = 0;
-			mdb_reader_check(a->env, &dead);
-			if (i >= 2)
-				break;
-		} else {
-			break;
-		}
-	}
-	pthread_mutex_unlock(&a->write_lock);
-	if (rc != 0 && rc != ACCOUNTS_TXN_SKIP && rc != MDB_NOTFOUND &&
-	    rc != EINVAL)
-		log_err("accounts: write transaction: %s", mdb_strerror(rc));
-	return rc;
-}
-
 /* ---- open, close */
-
-static int accounts_open_dbs(struct accounts *a, MDB_txn *txn, void *arg)
-{
-	int rc;
-
-	(void)arg;
-	rc = mdb_dbi_open(txn, "accounts", MDB_CREATE, &a->dbi_accounts);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &a->dbi_tokens);
-	return rc;
-}
 
 static int accounts_dup(const char *s, char **r)
 {
@@ -240,11 +48,13 @@ static int accounts_dup(const char *s, char **r)
 int accounts_open(const char *data_dir, const struct accounts_policy *policy,
 		  struct accounts **a_r)
 {
-	pthread_rwlockattr_t rwa;
+	struct kv_opts ko = {.name = "accounts",
+			     .map_size = policy->initial_map_size,
+			     .max_tables = ACCOUNTS_MAX_TABLES,
+			     .max_readers = ACCOUNTS_MAX_READERS};
 	struct accounts *a;
 	size_t plen = strlen(data_dir) + sizeof("/" ACCOUNTS_FILE);
-	size_t map = policy->initial_map_size;
-	int rc, ret, dead = 0;
+	int ret;
 
 	*a_r = NULL;
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
@@ -255,13 +65,6 @@ int accounts_open(const char *data_dir, const struct accounts_policy *policy,
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return -ENOMEM;
-	pthread_mutex_init(&a->write_lock, NULL);
-	/* Writer preference: a resize is not starved by lookups. */
-	pthread_rwlockattr_init(&rwa);
-	pthread_rwlockattr_setkind_np(
-		&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&a->map_lock, &rwa);
-	pthread_rwlockattr_destroy(&rwa);
 	a->policy = *policy;
 	ret = accounts_dup(policy->mail_domain, &a->mail_domain);
 	if (ret == 0)
@@ -278,35 +81,13 @@ int accounts_open(const char *data_dir, const struct accounts_policy *policy,
 	a->policy.mailboxes_dir = a->mailboxes_dir;
 	a->policy.nocreate_file = a->nocreate_file;
 
-	if (map == 0)
-		map = ACCOUNTS_MAP_DEFAULT;
-	if (map < ACCOUNTS_MAP_MIN)
-		map = ACCOUNTS_MAP_MIN;
-	rc = mdb_env_create(&a->env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(a->env, 4);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(a->env, ACCOUNTS_MAX_READERS);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(a->env, map);
-	/* NOTLS: read transactions are not tied to threads (pool threads
-	 * and loop threads both read). No NOSYNC: commits are durable. */
-	if (rc == 0)
-		rc = mdb_env_open(a->env, a->path, MDB_NOSUBDIR | MDB_NOTLS,
-				  0600);
-	if (rc != 0) {
-		log_err("accounts: open %s: %s", a->path, mdb_strerror(rc));
-		ret = accounts_mdb_errno(rc);
+	ret = kv_env_open(a->path, &ko, &a->kv);
+	if (ret == 0)
+		ret = kv_table_open(a->kv, "accounts", &a->t_accounts);
+	if (ret == 0)
+		ret = kv_table_open(a->kv, "tokens", &a->t_tokens);
+	if (ret < 0)
 		goto fail;
-	}
-	rc = mdb_reader_check(a->env, &dead);
-	if (rc == 0 && dead > 0)
-		log_info("accounts: cleared %d stale reader slots", dead);
-	rc = accounts_write(a, accounts_open_dbs, NULL);
-	if (rc != 0) {
-		ret = accounts_mdb_errno(rc);
-		goto fail;
-	}
 	*a_r = a;
 	return 0;
 fail:
@@ -321,10 +102,7 @@ void accounts_close(struct accounts **ap)
 	if (a == NULL)
 		return;
 	*ap = NULL;
-	if (a->env != NULL)
-		mdb_env_close(a->env);
-	pthread_rwlock_destroy(&a->map_lock);
-	pthread_mutex_destroy(&a->write_lock);
+	kv_env_close(&a->kv);
 	free(a->mail_domain);
 	free(a->mailboxes_dir);
 	free(a->nocreate_file);
@@ -334,87 +112,92 @@ void accounts_close(struct accounts **ap)
 
 /* ---- records */
 
-static bool accounts_key(const char *addr, MDB_val *k)
+static bool accounts_key(const char *addr, size_t *len_r)
 {
 	size_t len = addr != NULL ? strlen(addr) : 0;
 
-	k->mv_data = (void *)addr;
-	k->mv_size = len;
+	*len_r = len;
 	return len > 0 && len <= ACCOUNTS_ADDR_MAX;
 }
 
-static int accounts_record_decode(const MDB_val *v, struct accounts_record *r)
+static int accounts_record_decode(const uint8_t *p, size_t size,
+				  struct accounts_record *r)
 {
-	const uint8_t *p = v->mv_data;
 	uint16_t hlen;
 
 	memset(r, 0, sizeof(*r));
-	if (v->mv_size < ACCOUNTS_REC_HDR || p[0] != ACCOUNTS_RECORD_VERSION)
-		return EPROTO;
-	hlen = accounts_get_u16(p + 21);
-	if (hlen >= ACCOUNTS_HASH_MAX || v->mv_size != ACCOUNTS_REC_HDR + hlen)
-		return EPROTO;
+	if (size < ACCOUNTS_REC_HDR || p[0] != ACCOUNTS_RECORD_VERSION)
+		return -EPROTO;
+	hlen = kv_get_u16(p + 21);
+	if (hlen >= ACCOUNTS_HASH_MAX || size != ACCOUNTS_REC_HDR + hlen)
+		return -EPROTO;
 	r->version = p[0];
-	r->flags = accounts_get_u32(p + 1);
-	r->created = accounts_get_i64(p + 5);
-	r->last_login = accounts_get_i64(p + 13);
+	r->flags = kv_get_u32(p + 1);
+	r->created = (int64_t)kv_get_u64(p + 5);
+	r->last_login = (int64_t)kv_get_u64(p + 13);
 	memcpy(r->hash, p + ACCOUNTS_REC_HDR, hlen);
 	r->hash[hlen] = '\0';
 	return 0;
 }
 
-int accounts_record_get_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    struct accounts_record *r)
+int accounts_record_get_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, struct accounts_record *r)
 {
-	MDB_val k, v;
+	const void *v;
+	size_t klen, vlen;
 	int rc;
 
-	if (!accounts_key(addr, &k))
-		return MDB_NOTFOUND;
-	rc = mdb_get(txn, a->dbi_accounts, &k, &v);
+	if (!accounts_key(addr, &klen))
+		return -ENOENT;
+	rc = kv_get(txn, a->t_accounts, addr, klen, &v, &vlen);
 	if (rc != 0)
 		return rc;
-	rc = accounts_record_decode(&v, r);
+	rc = accounts_record_decode(v, vlen, r);
 	if (rc != 0)
 		log_err("accounts: unreadable record for %s", addr);
 	return rc;
 }
 
-int accounts_record_put_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    const struct accounts_record *r)
+int accounts_record_put_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, const struct accounts_record *r)
 {
 	uint8_t buf[ACCOUNTS_REC_HDR + ACCOUNTS_HASH_MAX];
-	size_t hlen = strlen(r->hash);
-	MDB_val k, v;
+	size_t hlen = strlen(r->hash), klen;
 
-	if (!accounts_key(addr, &k) || hlen >= ACCOUNTS_HASH_MAX)
-		return EINVAL;
+	if (!accounts_key(addr, &klen) || hlen >= ACCOUNTS_HASH_MAX)
+		return -EINVAL;
 	buf[0] = ACCOUNTS_RECORD_VERSION;
-	accounts_put_u32(buf + 1, r->flags);
-	accounts_put_i64(buf + 5, r->created);
-	accounts_put_i64(buf + 13, r->last_login);
-	accounts_put_u16(buf + 21, (uint16_t)hlen);
+	kv_put_u32(buf + 1, r->flags);
+	kv_put_u64(buf + 5, (uint64_t)r->created);
+	kv_put_u64(buf + 13, (uint64_t)r->last_login);
+	kv_put_u16(buf + 21, (uint16_t)hlen);
 	memcpy(buf + ACCOUNTS_REC_HDR, r->hash, hlen);
-	v.mv_data = buf;
-	v.mv_size = ACCOUNTS_REC_HDR + hlen;
-	return mdb_put(txn, a->dbi_accounts, &k, &v, 0);
+	return kv_put(txn, a->t_accounts, addr, klen, buf,
+		      ACCOUNTS_REC_HDR + hlen, 0);
+}
+
+struct accounts_get_op {
+	struct accounts *a;
+	const char *addr;
+	struct accounts_record *r;
+};
+
+static int accounts_lookup_txn(struct kv_txn *txn, void *arg)
+{
+	struct accounts_get_op *op = arg;
+
+	return accounts_record_get_txn(op->a, txn, op->addr, op->r);
 }
 
 int accounts_lookup(struct accounts *a, const char *addr,
 		    struct accounts_record *r)
 {
-	MDB_txn *txn;
-	MDB_val k;
-	int rc;
+	struct accounts_get_op op = {.a = a, .addr = addr, .r = r};
+	size_t klen;
 
-	if (!accounts_key(addr, &k))
+	if (!accounts_key(addr, &klen))
 		return -ENOENT;
-	rc = accounts_read_begin(a, &txn);
-	if (rc != 0)
-		return accounts_mdb_errno(rc);
-	rc = accounts_record_get_txn(a, txn, addr, r);
-	accounts_read_end(a, txn);
-	return accounts_mdb_errno(rc);
+	return kv_read(a->kv, accounts_lookup_txn, &op);
 }
 
 int accounts_exists(struct accounts *a, const char *addr)
@@ -427,47 +210,52 @@ int accounts_exists(struct accounts *a, const char *addr)
 	return ret == 0 ? 1 : ret;
 }
 
+struct accounts_count_op {
+	struct accounts *a;
+	uint64_t n;
+};
+
+static int accounts_count_txn(struct kv_txn *txn, void *arg)
+{
+	struct accounts_count_op *op = arg;
+
+	return kv_count(txn, op->a->t_accounts, &op->n);
+}
+
 int64_t accounts_count(struct accounts *a)
 {
-	MDB_txn *txn;
-	MDB_stat st;
-	int rc;
+	struct accounts_count_op op = {.a = a};
+	int ret = kv_read(a->kv, accounts_count_txn, &op);
 
-	rc = accounts_read_begin(a, &txn);
-	if (rc != 0)
-		return accounts_mdb_errno(rc);
-	rc = mdb_stat(txn, a->dbi_accounts, &st);
-	accounts_read_end(a, txn);
-	if (rc != 0)
-		return accounts_mdb_errno(rc);
-	return (int64_t)st.ms_entries;
+	return ret < 0 ? ret : (int64_t)op.n;
 }
 
 struct accounts_flag_op {
+	struct accounts *a;
 	const char *addr;
 	uint32_t set, clear;
 };
 
-static int accounts_flag_txn(struct accounts *a, MDB_txn *txn, void *arg)
+static int accounts_flag_txn(struct kv_txn *txn, void *arg)
 {
 	struct accounts_flag_op *op = arg;
 	struct accounts_record r;
 	uint32_t flags;
 	int rc;
 
-	rc = accounts_record_get_txn(a, txn, op->addr, &r);
+	rc = accounts_record_get_txn(op->a, txn, op->addr, &r);
 	if (rc != 0)
 		return rc;
 	flags = (r.flags & ~op->clear) | op->set;
 	if (flags == r.flags)
-		return ACCOUNTS_TXN_SKIP;
+		return KV_SKIP;
 	r.flags = flags;
-	return accounts_record_put_txn(a, txn, op->addr, &r);
+	return accounts_record_put_txn(op->a, txn, op->addr, &r);
 }
 
 int accounts_set_flag(struct accounts *a, const char *addr, uint32_t flag)
 {
-	struct accounts_flag_op op = {.addr = addr};
+	struct accounts_flag_op op = {.a = a, .addr = addr};
 	int rc;
 
 	if (flag == ACCOUNTS_F_ENFORCE_E2EE) {
@@ -479,28 +267,35 @@ int accounts_set_flag(struct accounts *a, const char *addr, uint32_t flag)
 	} else {
 		return -EINVAL;
 	}
-	rc = accounts_write(a, accounts_flag_txn, &op);
-	return rc == ACCOUNTS_TXN_SKIP ? 0 : accounts_mdb_errno(rc);
+	rc = kv_write(a->kv, accounts_flag_txn, &op);
+	return rc == KV_SKIP ? 0 : rc;
 }
 
-static int accounts_delete_txn(struct accounts *a, MDB_txn *txn, void *arg)
+struct accounts_delete_op {
+	struct accounts *a;
+	const char *addr;
+};
+
+static int accounts_delete_txn(struct kv_txn *txn, void *arg)
 {
-	MDB_val k;
+	struct accounts_delete_op *op = arg;
+	size_t klen;
 	int rc;
 
-	if (!accounts_key(arg, &k))
-		return MDB_NOTFOUND;
-	rc = mdb_del(txn, a->dbi_accounts, &k, NULL);
+	if (!accounts_key(op->addr, &klen))
+		return -ENOENT;
+	rc = kv_del(txn, op->a->t_accounts, op->addr, klen);
 	if (rc != 0)
 		return rc;
-	rc = mdb_del(txn, a->dbi_tokens, &k, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	rc = kv_del(txn, op->a->t_tokens, op->addr, klen);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 int accounts_delete(struct accounts *a, const char *addr)
 {
-	return accounts_mdb_errno(
-		accounts_write(a, accounts_delete_txn, (void *)addr));
+	struct accounts_delete_op op = {.a = a, .addr = addr};
+
+	return kv_write(a->kv, accounts_delete_txn, &op);
 }
 
 struct accounts_iter_ent {
@@ -508,111 +303,93 @@ struct accounts_iter_ent {
 	struct accounts_record rec;
 };
 
-/* Copy up to ACCOUNTS_ITER_BATCH records after @last (or from the first)
- * into @ents. Returns an LMDB code; *n_r set. */
-static int accounts_iter_batch(struct accounts *a, const char *last,
-			       struct accounts_iter_ent *ents, size_t *n_r)
+/* Up to ACCOUNTS_ITER_BATCH records after @last (or from the first),
+ * copied out so the caller's callback runs with no transaction open. */
+struct accounts_iter_batch {
+	struct accounts *a;
+	const char *last;
+	struct accounts_iter_ent *ents;
+	size_t n;
+};
+
+static int accounts_iter_one(const void *k, size_t klen, const void *v,
+			     size_t vlen, void *arg)
 {
-	MDB_cursor *cur = NULL;
-	MDB_txn *txn;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
-	size_t n = 0;
+	struct accounts_iter_batch *b = arg;
+	struct accounts_iter_ent *e = &b->ents[b->n];
+
+	if (klen == 0 || klen > ACCOUNTS_ADDR_MAX ||
+	    accounts_record_decode(v, vlen, &e->rec) != 0) {
+		log_warn("accounts: skipping an unreadable record");
+		return 0;
+	}
+	memcpy(e->addr, k, klen);
+	e->addr[klen] = '\0';
+	return ++b->n == ACCOUNTS_ITER_BATCH ? 1 : 0;
+}
+
+static int accounts_iter_txn(struct kv_txn *txn, void *arg)
+{
+	struct accounts_iter_batch *b = arg;
 	int rc;
 
-	*n_r = 0;
-	rc = accounts_read_begin(a, &txn);
-	if (rc != 0)
-		return rc;
-	rc = mdb_cursor_open(txn, a->dbi_accounts, &cur);
-	if (rc != 0)
-		goto out;
-	if (last != NULL) {
-		k.mv_data = (void *)last;
-		k.mv_size = strlen(last);
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc == 0 && k.mv_size == strlen(last) &&
-		    memcmp(k.mv_data, last, k.mv_size) == 0)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		op = MDB_NEXT;
-	} else {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		op = MDB_NEXT;
-	}
-	while (rc == 0 && n < ACCOUNTS_ITER_BATCH) {
-		if (k.mv_size == 0 || k.mv_size > ACCOUNTS_ADDR_MAX ||
-		    accounts_record_decode(&v, &ents[n].rec) != 0) {
-			log_warn("accounts: skipping an unreadable record");
-		} else {
-			memcpy(ents[n].addr, k.mv_data, k.mv_size);
-			ents[n].addr[k.mv_size] = '\0';
-			n++;
-		}
-		rc = mdb_cursor_get(cur, &k, &v, op);
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-out:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	accounts_read_end(a, txn);
-	*n_r = n;
-	return rc;
+	b->n = 0;
+	rc = kv_iterate(txn, b->a->t_accounts, b->last,
+			b->last != NULL ? strlen(b->last) : 0, KV_ITER_AFTER,
+			accounts_iter_one, b);
+	return rc > 0 ? 0 : rc;
 }
 
 int accounts_iterate(struct accounts *a, accounts_iter_fn *fn, void *arg)
 {
-	struct accounts_iter_ent *ents;
+	struct accounts_iter_batch b = {.a = a};
 	char last[ACCOUNTS_ADDR_MAX + 1];
-	bool have_last = false;
-	size_t n;
-	int rc, ret = 0;
+	int ret = 0;
 
-	ents = calloc(ACCOUNTS_ITER_BATCH, sizeof(*ents));
-	if (ents == NULL)
+	b.ents = calloc(ACCOUNTS_ITER_BATCH, sizeof(*b.ents));
+	if (b.ents == NULL)
 		return -ENOMEM;
 	for (;;) {
-		rc = accounts_iter_batch(a, have_last ? last : NULL, ents, &n);
-		if (rc != 0) {
-			ret = accounts_mdb_errno(rc);
+		ret = kv_read(a->kv, accounts_iter_txn, &b);
+		if (ret != 0)
 			break;
-		}
-		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = fn(ents[i].addr, &ents[i].rec, arg);
-		if (ret != 0 || n < ACCOUNTS_ITER_BATCH)
+		for (size_t i = 0; i < b.n && ret == 0; i++)
+			ret = fn(b.ents[i].addr, &b.ents[i].rec, arg);
+		if (ret != 0 || b.n < ACCOUNTS_ITER_BATCH)
 			break;
-		memcpy(last, ents[n - 1].addr, sizeof(last));
-		have_last = true;
+		memcpy(last, b.ents[b.n - 1].addr, sizeof(last));
+		b.last = last;
 	}
-	free(ents);
+	free(b.ents);
 	return ret;
 }
 
 /* ---- last login (C.8) */
 
 struct accounts_touch_op {
+	struct accounts *a;
 	const char *addr;
 	int64_t day;
 };
 
-static int accounts_touch_txn(struct accounts *a, MDB_txn *txn, void *arg)
+static int accounts_touch_txn(struct kv_txn *txn, void *arg)
 {
 	struct accounts_touch_op *op = arg;
 	struct accounts_record r;
 	int rc;
 
-	rc = accounts_record_get_txn(a, txn, op->addr, &r);
+	rc = accounts_record_get_txn(op->a, txn, op->addr, &r);
 	if (rc != 0)
 		return rc;
 	if (r.last_login == op->day)
-		return ACCOUNTS_TXN_SKIP;
+		return KV_SKIP;
 	r.last_login = op->day;
-	return accounts_record_put_txn(a, txn, op->addr, &r);
+	return accounts_record_put_txn(op->a, txn, op->addr, &r);
 }
 
 int accounts_touch_last_login(struct accounts *a, const char *addr, int64_t now)
 {
-	struct accounts_touch_op op = {.addr = addr};
+	struct accounts_touch_op op = {.a = a, .addr = addr};
 	struct accounts_record r;
 	int ret, rc;
 
@@ -623,8 +400,8 @@ int accounts_touch_last_login(struct accounts *a, const char *addr, int64_t now)
 	ret = accounts_lookup(a, addr, &r);
 	if (ret < 0 || r.last_login == op.day)
 		return ret;
-	rc = accounts_write(a, accounts_touch_txn, &op);
-	return rc == ACCOUNTS_TXN_SKIP ? 0 : accounts_mdb_errno(rc);
+	rc = kv_write(a->kv, accounts_touch_txn, &op);
+	return rc == KV_SKIP ? 0 : rc;
 }
 
 struct accounts_touch_job {
@@ -675,109 +452,107 @@ static bool accounts_token_valid(int64_t ts, int64_t now)
 	return ts > now - ACCOUNTS_TOKEN_VALIDITY_S && ts < now + 60;
 }
 
-/* Parse a stored list into @t (pointers into @v). EPROTO when corrupt. */
-static int accounts_tokens_decode(const MDB_val *v, struct accounts_tok *t,
-				  size_t *n_r)
+/* Parse a stored list into @t (pointers into @p). -EPROTO when
+ * corrupt. */
+static int accounts_tokens_decode(const uint8_t *p, size_t size,
+				  struct accounts_tok *t, size_t *n_r)
 {
-	const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+	const uint8_t *end = p + size;
 	size_t n;
 
 	*n_r = 0;
-	if (v->mv_size < ACCOUNTS_TOK_HDR || p[0] != ACCOUNTS_TOKENS_VERSION)
-		return EPROTO;
-	n = accounts_get_u16(p + 1);
+	if (size < ACCOUNTS_TOK_HDR || p[0] != ACCOUNTS_TOKENS_VERSION)
+		return -EPROTO;
+	n = kv_get_u16(p + 1);
 	if (n > ACCOUNTS_TOKENS_MAX)
-		return EPROTO;
+		return -EPROTO;
 	p += ACCOUNTS_TOK_HDR;
 	for (size_t i = 0; i < n; i++) {
 		if ((size_t)(end - p) < ACCOUNTS_TOK_ENT)
-			return EPROTO;
-		t[i].ts = accounts_get_i64(p);
-		t[i].len = accounts_get_u16(p + 8);
+			return -EPROTO;
+		t[i].ts = (int64_t)kv_get_u64(p);
+		t[i].len = kv_get_u16(p + 8);
 		p += ACCOUNTS_TOK_ENT;
 		if ((size_t)(end - p) < t[i].len)
-			return EPROTO;
+			return -EPROTO;
 		t[i].p = p;
 		p += t[i].len;
 	}
 	*n_r = n;
-	return p == end ? 0 : EPROTO;
+	return p == end ? 0 : -EPROTO;
 }
 
-static int accounts_tokens_read_txn(struct accounts *a, MDB_txn *txn,
-				    const MDB_val *k, struct accounts_tok *t,
-				    size_t *n_r)
+static int accounts_tokens_read_txn(struct accounts *a, struct kv_txn *txn,
+				    const char *addr, size_t klen,
+				    struct accounts_tok *t, size_t *n_r)
 {
-	MDB_val v;
+	const void *v;
+	size_t vlen;
 	int rc;
 
 	*n_r = 0;
-	rc = mdb_get(txn, a->dbi_tokens, (MDB_val *)k, &v);
-	if (rc == MDB_NOTFOUND)
+	rc = kv_get(txn, a->t_tokens, addr, klen, &v, &vlen);
+	if (rc == -ENOENT)
 		return 0;
 	if (rc != 0)
 		return rc;
-	rc = accounts_tokens_decode(&v, t, n_r);
+	rc = accounts_tokens_decode(v, vlen, t, n_r);
 	if (rc != 0) {
 		/* Like chatmail's corrupt metadata.json: read as empty. */
 		log_warn("accounts: corrupt token list for %.*s, dropped",
-			 (int)k->mv_size, (const char *)k->mv_data);
+			 (int)klen, addr);
 		*n_r = 0;
 	}
 	return 0;
 }
 
 /* Replace the stored list by @t[0..n) (delete when empty). */
-static int accounts_tokens_write_txn(struct accounts *a, MDB_txn *txn,
-				     const MDB_val *k,
+static int accounts_tokens_write_txn(struct accounts *a, struct kv_txn *txn,
+				     const char *addr, size_t klen,
 				     const struct accounts_tok *t, size_t n)
 {
 	size_t size = ACCOUNTS_TOK_HDR;
 	uint8_t *buf, *p;
-	MDB_val v;
 	int rc;
 
 	if (n == 0) {
-		rc = mdb_del(txn, a->dbi_tokens, (MDB_val *)k, NULL);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		rc = kv_del(txn, a->t_tokens, addr, klen);
+		return rc == -ENOENT ? 0 : rc;
 	}
 	for (size_t i = 0; i < n; i++)
 		size += ACCOUNTS_TOK_ENT + t[i].len;
 	buf = malloc(size);
 	if (buf == NULL)
-		return ENOMEM;
+		return -ENOMEM;
 	buf[0] = ACCOUNTS_TOKENS_VERSION;
-	accounts_put_u16(buf + 1, (uint16_t)n);
+	kv_put_u16(buf + 1, (uint16_t)n);
 	p = buf + ACCOUNTS_TOK_HDR;
 	for (size_t i = 0; i < n; i++) {
-		accounts_put_i64(p, t[i].ts);
-		accounts_put_u16(p + 8, t[i].len);
+		kv_put_u64(p, (uint64_t)t[i].ts);
+		kv_put_u16(p + 8, t[i].len);
 		memcpy(p + ACCOUNTS_TOK_ENT, t[i].p, t[i].len);
 		p += ACCOUNTS_TOK_ENT + t[i].len;
 	}
-	v.mv_data = buf;
-	v.mv_size = size;
-	rc = mdb_put(txn, a->dbi_tokens, (MDB_val *)k, &v, 0);
+	rc = kv_put(txn, a->t_tokens, addr, klen, buf, size, 0);
 	free(buf);
 	return rc;
 }
 
-int accounts_tokens_add_txn(struct accounts *a, MDB_txn *txn, const char *addr,
-			    const char *token, size_t len, int64_t set_at,
-			    int64_t now, bool *changed_r)
+int accounts_tokens_add_txn(struct accounts *a, struct kv_txn *txn,
+			    const char *addr, const char *token, size_t len,
+			    int64_t set_at, int64_t now, bool *changed_r)
 {
 	struct accounts_tok t[ACCOUNTS_TOKENS_MAX + 1];
-	size_t n, kept = 0, oldest = 0;
+	size_t n, kept = 0, oldest = 0, klen;
 	bool found = false;
-	MDB_val k;
 	int rc;
 
 	*changed_r = false;
-	if (!accounts_key(addr, &k) || len == 0 || len > ACCOUNTS_TOKEN_MAX)
-		return EINVAL;
+	if (!accounts_key(addr, &klen) || len == 0 || len > ACCOUNTS_TOKEN_MAX)
+		return -EINVAL;
 	if (!accounts_token_valid(set_at, now))
 		return 0;
-	rc = accounts_tokens_read_txn(a, txn, &k, t, &n);
+	rc = accounts_tokens_read_txn(a, txn, addr, klen, t, &n);
 	if (rc != 0)
 		return rc;
 	/* Prune what expired, refresh a match. */
@@ -814,57 +589,58 @@ int accounts_tokens_add_txn(struct accounts *a, MDB_txn *txn, const char *addr,
 	}
 	if (!*changed_r)
 		return 0;
-	return accounts_tokens_write_txn(a, txn, &k, t, kept);
+	return accounts_tokens_write_txn(a, txn, addr, klen, t, kept);
 }
 
 struct accounts_token_op {
+	struct accounts *a;
 	const char *addr, *token;
 	size_t len;
 	int64_t set_at, now;
 	bool changed;
+	struct accounts_tokens *out;
 };
 
-static int accounts_tokens_add_cb(struct accounts *a, MDB_txn *txn, void *arg)
+static int accounts_tokens_add_cb(struct kv_txn *txn, void *arg)
 {
 	struct accounts_token_op *op = arg;
 	int rc;
 
-	rc = accounts_tokens_add_txn(a, txn, op->addr, op->token, op->len,
+	rc = accounts_tokens_add_txn(op->a, txn, op->addr, op->token, op->len,
 				     op->set_at, op->now, &op->changed);
 	if (rc == 0 && !op->changed)
-		return ACCOUNTS_TXN_SKIP;
+		return KV_SKIP;
 	return rc;
 }
 
 int accounts_tokens_add(struct accounts *a, const char *addr, const char *token,
 			size_t len, int64_t set_at, int64_t now)
 {
-	struct accounts_token_op op = {.addr = addr,
+	struct accounts_token_op op = {.a = a,
+				       .addr = addr,
 				       .token = token,
 				       .len = len,
 				       .set_at = set_at,
 				       .now = now};
-	int rc = accounts_write(a, accounts_tokens_add_cb, &op);
+	int rc = kv_write(a->kv, accounts_tokens_add_cb, &op);
 
-	if (rc == ACCOUNTS_TXN_SKIP)
+	if (rc == KV_SKIP)
 		return 0;
 	if (rc != 0)
-		return accounts_mdb_errno(rc);
+		return rc;
 	return 1;
 }
 
-static int accounts_tokens_remove_cb(struct accounts *a, MDB_txn *txn,
-				     void *arg)
+static int accounts_tokens_remove_cb(struct kv_txn *txn, void *arg)
 {
 	struct accounts_tok t[ACCOUNTS_TOKENS_MAX + 1];
 	struct accounts_token_op *op = arg;
-	size_t n, kept = 0;
-	MDB_val k;
+	size_t n, kept = 0, klen;
 	int rc;
 
-	if (!accounts_key(op->addr, &k))
-		return MDB_NOTFOUND;
-	rc = accounts_tokens_read_txn(a, txn, &k, t, &n);
+	if (!accounts_key(op->addr, &klen))
+		return -ENOENT;
+	rc = accounts_tokens_read_txn(op->a, txn, op->addr, klen, t, &n);
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
@@ -874,59 +650,48 @@ static int accounts_tokens_remove_cb(struct accounts *a, MDB_txn *txn,
 		t[kept++] = t[i];
 	}
 	if (kept == n)
-		return MDB_NOTFOUND;
-	return accounts_tokens_write_txn(a, txn, &k, t, kept);
+		return -ENOENT;
+	return accounts_tokens_write_txn(op->a, txn, op->addr, klen, t, kept);
 }
 
 int accounts_tokens_remove(struct accounts *a, const char *addr,
 			   const char *token, size_t len)
 {
 	struct accounts_token_op op = {
-		.addr = addr, .token = token, .len = len};
+		.a = a, .addr = addr, .token = token, .len = len};
 
-	return accounts_mdb_errno(
-		accounts_write(a, accounts_tokens_remove_cb, &op));
+	return kv_write(a->kv, accounts_tokens_remove_cb, &op);
 }
 
-int accounts_tokens_get(struct accounts *a, const char *addr, int64_t now,
-			struct accounts_tokens **r)
+/* Copy the valid tokens out of the transaction into one allocation. */
+static int accounts_tokens_get_txn(struct kv_txn *txn, void *arg)
 {
 	struct accounts_tok t[ACCOUNTS_TOKENS_MAX + 1];
+	struct accounts_token_op *op = arg;
 	struct accounts_tokens *out;
 	size_t n = 0, valid = 0, size;
-	MDB_txn *txn;
-	MDB_val k;
 	char *s;
 	int rc;
 
-	*r = NULL;
-	if (!accounts_key(addr, &k))
-		return -EINVAL;
-	rc = accounts_read_begin(a, &txn);
+	rc = accounts_tokens_read_txn(op->a, txn, op->addr, strlen(op->addr), t,
+				      &n);
 	if (rc != 0)
-		return accounts_mdb_errno(rc);
-	rc = accounts_tokens_read_txn(a, txn, &k, t, &n);
-	if (rc != 0) {
-		accounts_read_end(a, txn);
-		return accounts_mdb_errno(rc);
-	}
+		return rc;
 	size = sizeof(*out);
 	for (size_t i = 0; i < n; i++) {
-		if (accounts_token_valid(t[i].ts, now)) {
+		if (accounts_token_valid(t[i].ts, op->now)) {
 			size += sizeof(out->t[0]) + t[i].len + 1u;
 			valid++;
 		}
 	}
 	out = malloc(size);
-	if (out == NULL) {
-		accounts_read_end(a, txn);
+	if (out == NULL)
 		return -ENOMEM;
-	}
 	out->n = valid;
 	s = (char *)&out->t[valid];
 	valid = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!accounts_token_valid(t[i].ts, now))
+		if (!accounts_token_valid(t[i].ts, op->now))
 			continue;
 		memcpy(s, t[i].p, t[i].len);
 		s[t[i].len] = '\0';
@@ -936,32 +701,49 @@ int accounts_tokens_get(struct accounts *a, const char *addr, int64_t now,
 		s += t[i].len + 1u;
 		valid++;
 	}
-	accounts_read_end(a, txn);
-	*r = out;
+	op->out = out;
+	return 0;
+}
+
+int accounts_tokens_get(struct accounts *a, const char *addr, int64_t now,
+			struct accounts_tokens **r)
+{
+	struct accounts_token_op op = {.a = a, .addr = addr, .now = now};
+	size_t klen;
+	int rc;
+
+	*r = NULL;
+	if (!accounts_key(addr, &klen))
+		return -EINVAL;
+	rc = kv_read(a->kv, accounts_tokens_get_txn, &op);
+	if (rc != 0)
+		return rc;
+	*r = op.out;
 	return 0;
 }
 
 /* ---- authentication (C.4) */
 
 struct accounts_create_op {
+	struct accounts *a;
 	const char *addr;
 	struct accounts_record rec;      /* to store */
 	struct accounts_record existing; /* what a concurrent login stored */
 };
 
-static int accounts_create_txn(struct accounts *a, MDB_txn *txn, void *arg)
+static int accounts_create_txn(struct kv_txn *txn, void *arg)
 {
 	struct accounts_create_op *op = arg;
 	int rc;
 
 	/* Re-check under the write lock: a concurrent first login of the
 	 * same address may have won. */
-	rc = accounts_record_get_txn(a, txn, op->addr, &op->existing);
+	rc = accounts_record_get_txn(op->a, txn, op->addr, &op->existing);
 	if (rc == 0)
-		return ACCOUNTS_TXN_SKIP;
-	if (rc != MDB_NOTFOUND)
+		return KV_SKIP;
+	if (rc != -ENOENT)
 		return rc;
-	return accounts_record_put_txn(a, txn, op->addr, &op->rec);
+	return accounts_record_put_txn(op->a, txn, op->addr, &op->rec);
 }
 
 static enum accounts_result accounts_verify(const char *addr,
@@ -1035,6 +817,7 @@ enum accounts_result accounts_authenticate(struct accounts *a,
 		memcpy(pw, password, pwlen);
 		pw[pwlen] = '\0';
 	}
+	op->a = a;
 	op->addr = info->addr;
 
 	ret = accounts_lookup(a, info->addr, &op->existing);
@@ -1072,13 +855,13 @@ enum accounts_result accounts_authenticate(struct accounts *a,
 	op->rec.flags = ACCOUNTS_F_ENFORCE_E2EE;
 	op->rec.created = (int64_t)time(NULL);
 	op->rec.last_login = op->rec.created; /* C.8: not truncated */
-	rc = accounts_write(a, accounts_create_txn, op);
-	if (rc == ACCOUNTS_TXN_SKIP) {
+	rc = kv_write(a->kv, accounts_create_txn, op);
+	if (rc == KV_SKIP) {
 		res = accounts_verify(info->addr, &op->existing, pw, info);
 		goto out;
 	}
 	if (rc != 0) {
-		res = accounts_tempfail(info, accounts_mdb_errno(rc));
+		res = accounts_tempfail(info, rc);
 		goto out;
 	}
 	info->flags = op->rec.flags;

@@ -1,6 +1,7 @@
-/* core/accounts: the account store (LMDB) with chatmail's create-on-login,
- * chatmail-compatible SHA512-CRYPT hashes, admission limits, device
- * tokens, brute-force throttling and the chatmail/relay import.
+/* core/accounts: the account store (on core/kv, LMDB) with chatmail's
+ * create-on-login, chatmail-compatible SHA512-CRYPT hashes, admission
+ * limits, device tokens, brute-force throttling and the chatmail/relay
+ * import.
  *
  * Threads. Every function below except the throttle ones is thread-safe
  * and BLOCKING: writes are LMDB write transactions fsync'd before they
@@ -8,9 +9,9 @@
  * a core/pool thread, never on a loop thread; loop threads use
  * accounts_authenticate_async(). Read-only lookups (accounts_lookup,
  * accounts_exists, accounts_tokens_get) take one short LMDB read
- * transaction and may run on a loop thread. Writes are serialized by one
- * mutex (LMDB allows one writer); other processes (the `ringmail user`
- * command while `serve` runs) are serialized by LMDB's own lock. */
+ * transaction and may run on a loop thread. Writes are serialized by
+ * core/kv's mutex (LMDB allows one writer); other processes (the
+ * `ringmail user` command while `serve` runs) by LMDB's own lock. */
 #ifndef RINGMAIL_CORE_ACCOUNTS_H
 #define RINGMAIL_CORE_ACCOUNTS_H
 

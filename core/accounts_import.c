@@ -21,11 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* third party */
-#include <lmdb.h>
-
 /* project */
 #include "core/accounts-int.h"
+#include "core/kv.h"
 #include "core/log.h"
 
 #define IMPORT_BATCH         128u
@@ -607,7 +605,7 @@ fail:
 
 /* ---- applying a batch */
 
-static int import_apply_one(struct accounts *a, MDB_txn *txn,
+static int import_apply_one(struct accounts *a, struct kv_txn *txn,
 			    struct import_ent *e, int64_t now)
 {
 	struct accounts_record cur;
@@ -616,7 +614,7 @@ static int import_apply_one(struct accounts *a, MDB_txn *txn,
 
 	e->tokens_changed = 0;
 	rc = accounts_record_get_txn(a, txn, e->name, &cur);
-	if (rc == MDB_NOTFOUND) {
+	if (rc == -ENOENT) {
 		rc = accounts_record_put_txn(a, txn, e->name, &e->rec);
 		if (rc != 0)
 			return rc;
@@ -659,13 +657,13 @@ static int import_apply_one(struct accounts *a, MDB_txn *txn,
 	return 0;
 }
 
-static int import_apply_txn(struct accounts *a, MDB_txn *txn, void *arg)
+static int import_apply_txn(struct kv_txn *txn, void *arg)
 {
 	struct import_ctx *c = arg;
 	int rc;
 
 	for (size_t i = 0; i < c->n; i++) {
-		rc = import_apply_one(a, txn, &c->batch[i], c->now);
+		rc = import_apply_one(c->a, txn, &c->batch[i], c->now);
 		if (rc != 0)
 			return rc;
 	}
@@ -677,7 +675,7 @@ static int import_flush(struct import_ctx *c)
 	int rc = 0;
 
 	if (c->n > 0)
-		rc = accounts_write(c->a, import_apply_txn, c);
+		rc = kv_write(c->a->kv, import_apply_txn, c);
 	for (size_t i = 0; i < c->n; i++) {
 		struct import_ent *e = &c->batch[i];
 
@@ -705,7 +703,7 @@ static int import_flush(struct import_ctx *c)
 		import_ent_clear(e);
 	}
 	c->n = 0;
-	return accounts_mdb_errno(rc);
+	return rc;
 }
 
 int accounts_import_chatmail(struct accounts *a, const char *mailboxes_dir,

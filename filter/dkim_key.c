@@ -16,20 +16,19 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+/* project */
+#include "core/fsutil.h"
+
 int dkim_keygen(const char *path, unsigned bits, bool force)
 {
 	EVP_PKEY *pk;
 	BIO *b = NULL;
 	BUF_MEM *mem;
-	char tmp[4096];
-	size_t off = 0;
-	int fd = -1, r = 0, n;
+	struct fsutil_opts o = FSUTIL_OPTS(0600);
+	int r = 0;
 
 	if (bits < 1024 || bits > 8192)
 		return -EINVAL;
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
 	if (!force && access(path, F_OK) == 0)
 		return -EEXIST;
 	pk = EVP_RSA_gen(bits);
@@ -42,41 +41,12 @@ int dkim_keygen(const char *path, unsigned bits, bool force)
 		goto out;
 	}
 	BIO_get_mem_ptr(b, &mem);
-	/* The key is never readable by others, not even for a moment. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (off < mem->length) {
-		ssize_t w = write(fd, mem->data + off, mem->length - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			r = -errno;
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (!force && link(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (force && rename(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
+	/* The key is never readable by others, not even for a moment
+	 * (fsutil creates it 0600). Without @force an existing key stays. */
+	if (!force)
+		o.flags |= FSUTIL_F_NOREPLACE;
+	r = fsutil_write_file(path, mem->data, mem->length, &o);
 out:
-	if (fd >= 0)
-		close(fd);
-	(void)unlink(tmp);
 	BIO_free(b);
 	EVP_PKEY_free(pk);
 	return r;

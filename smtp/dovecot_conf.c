@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 /* project */
+#include "core/fsutil.h"
 #include "core/log.h"
 
 #define DOVECOT_MAX_MESSAGE_SIZE_DEFAULT 31457280
@@ -570,44 +571,14 @@ static int dovecot_mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Write @len bytes to @path via a temporary file and rename. */
+/* Write @len bytes to @path atomically (core/fsutil). */
 static int dovecot_file_replace(const char *path, const void *data, size_t len,
 				mode_t mode, gid_t gid)
 {
-	char tmp[PATH_MAX];
-	ssize_t w;
-	int fd, r = 0;
+	struct fsutil_opts o = FSUTIL_OPTS(mode);
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  mode);
-	if (fd < 0)
-		return -errno;
-	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (fchmod(fd, mode) < 0) {
-		r = -errno;
-		goto out;
-	}
-	w = write(fd, data, len);
-	if (w < 0 || (size_t)w != len) {
-		r = w < 0 ? -errno : -EIO;
-		goto out;
-	}
-	if (fsync(fd) < 0)
-		r = -errno;
-out:
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	o.gid = gid;
+	return fsutil_write_file(path, data, len, &o);
 }
 
 int dovecot_conf_write(const struct dovecot_settings *s, const char *path)
