@@ -23,7 +23,7 @@ void arena_init_chunk(struct arena *a, size_t chunk)
 	a->used = 0;
 	a->total = 0;
 	a->chunk = chunk > sizeof(struct arena_chunk) * 2 ? chunk
-							   : ARENA_CHUNK_SIZE;
+							  : ARENA_CHUNK_SIZE;
 }
 
 /* Usable bytes of a standard chunk of @a. */

@@ -104,8 +104,8 @@ static void smtp_deliver_free(struct smtp_deliver_job *j)
 }
 
 /* A clean job: from the idle list, else a new one. */
-static struct smtp_deliver_job *smtp_deliver_job_get(
-	struct smtp_deliver_env *env)
+static struct smtp_deliver_job *
+smtp_deliver_job_get(struct smtp_deliver_env *env)
 {
 	struct smtp_deliver_job *j = env->idle;
 	struct arena a;
@@ -437,8 +437,8 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		j->len = d->len;
 	}
 	j->off = hdr_len;
-	j->hdr_len = hdr_len > SMTP_DELIVER_HDR_MAX ? SMTP_DELIVER_HDR_MAX
-						    : hdr_len;
+	j->hdr_len =
+		hdr_len > SMTP_DELIVER_HDR_MAX ? SMTP_DELIVER_HDR_MAX : hdr_len;
 	j->hdr = arena_alloc(&j->arena, j->hdr_len + 1);
 	if (j->sender == NULL || j->mail_from == NULL || j->from_addr == NULL ||
 	    j->rcpts == NULL || j->kind == NULL || j->lmtp_rcpts == NULL ||

@@ -204,7 +204,8 @@ struct smtp_worker *smtp_worker_new(struct smtp_server *srv, struct loop *l)
 	/* A body in memory is written at once, so the LMTP buffer must
 	 * hold it (lmtp_txn_write refuses past 4 x body_high); a spooled
 	 * one streams under back-pressure at LMTP's default 256 KiB. */
-	high = srv->o.spool_dir != NULL ? 0 : srv->o.max_message_size / 2 + 65536;
+	high = srv->o.spool_dir != NULL ? 0
+					: srv->o.max_message_size / 2 + 65536;
 	if (high != 0 && high < 256 * 1024)
 		high = 256 * 1024;
 	if (high > UINT32_MAX / 4)

@@ -148,8 +148,8 @@ static int smtp_spool_to_file(struct smtp_spool *sp)
 	}
 	sp->fd = fd;
 	sp->files++;
-	sp->hdr_len = smtp_spool_header_len(buf_head(&sp->mem), sp->mem.len,
-					    &found);
+	sp->hdr_len =
+		smtp_spool_header_len(buf_head(&sp->mem), sp->mem.len, &found);
 	sp->hdr_found = found;
 	/* Only the header section is kept in memory. */
 	sp->mem.len = found ? (uint32_t)sp->hdr_len : 0;

@@ -103,7 +103,8 @@ static int smtp_fake_deliver(void *io, const struct smtp_delivery *d)
 	/* A body in a file: read it back the way delivery does. */
 	for (uint64_t off = 0; off < d->len;) {
 		uint8_t chunk[4096];
-		ssize_t n = smtp_spool_read(d->spool, off, chunk, sizeof(chunk));
+		ssize_t n =
+			smtp_spool_read(d->spool, off, chunk, sizeof(chunk));
 
 		if (n <= 0)
 			return -1;

@@ -180,8 +180,9 @@ static void test_spooled_body(void **state)
 
 	(void)state;
 	assert_non_null(dir);
-	w = (size_t)snprintf(wire, 16384, "From: <a@x.org>\r\nSubject: s\r\n"
-					  "\r\n");
+	w = (size_t)snprintf(wire, 16384,
+			     "From: <a@x.org>\r\nSubject: s\r\n"
+			     "\r\n");
 	memcpy(want, wire, w);
 	o = w;
 	for (int i = 0; i < 100; i++) {

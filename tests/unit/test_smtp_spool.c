@@ -41,9 +41,8 @@ static void test_header_len(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		size_t n = smtp_spool_header_len(
-			(const uint8_t *)cases[i].in, strlen(cases[i].in),
-			&found);
+		size_t n = smtp_spool_header_len((const uint8_t *)cases[i].in,
+						 strlen(cases[i].in), &found);
 
 		if (n != cases[i].want || found != cases[i].found)
 			fail_msg("case %zu: got %zu/%d", i, n, found);
