@@ -25,8 +25,17 @@ MIB = 1024 * 1024
 RCPT = "bobbybob9@example.org"
 # Whole test run per backend; every socket read has its own deadline.
 DEADLINE_S = 400
-# Peak RSS growth allowed for 50 x 30 MiB (the old code: ~3 GiB).
+# Peak RSS growth allowed for 50 x 30 MiB (measured: ~35-40 MiB; the
+# old code: 2.3 GiB). Under AddressSanitizer freed memory sits in its
+# quarantine (256 MiB) with shadow and redzones on top: a looser bound
+# that the old code still exceeds.
 RSS_GROWTH_MAX = 200 * MIB
+RSS_GROWTH_MAX_ASAN = 1024 * MIB
+
+
+def asan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
 
 
 class Client:
@@ -250,7 +259,8 @@ def test_fifty_concurrent_30mib(backend):
                                   time.monotonic() - start))
         assert all(t is not None and t[0] == 250 for t in results), [
             t for t in results if t is None or t[0] != 250][:3]
-        assert growth < RSS_GROWTH_MAX, growth
+        assert growth < (RSS_GROWTH_MAX_ASAN if asan(r.proc.pid)
+                         else RSS_GROWTH_MAX), growth
         want = {}
         for h in heads:
             want[msgid(h)] = expected(h, body)
