@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 /* project */
 #include "app/serve.h"
@@ -206,6 +207,7 @@ static int cmd_serve_run(const struct config *cfg)
 	struct dovecot_settings ds;
 	struct events ev;
 	bool dovecot = false;
+	char spool_dir[4096];
 	int r, rc = 1;
 
 	if (events_init(&ev) < 0) {
@@ -226,6 +228,15 @@ static int cmd_serve_run(const struct config *cfg)
 	if (r < 0) {
 		log_err("serve: accounts store in %s: %s", cfg->data_dir,
 			strerror(-r));
+		goto out;
+	}
+	/* Large message bodies go to unlinked files here while they are
+	 * received and handed to Dovecot (smtp/smtp_spool.h). */
+	if (snprintf(spool_dir, sizeof(spool_dir), "%s/spool", cfg->data_dir) >=
+		    (int)sizeof(spool_dir) ||
+	    (mkdir(spool_dir, 0700) < 0 && errno != EEXIST)) {
+		log_err("serve: spool dir %s/spool: %s", cfg->data_dir,
+			strerror(errno));
 		goto out;
 	}
 	r = pool_new((unsigned)cfg->pool_threads, &pool);
@@ -277,6 +288,7 @@ static int cmd_serve_run(const struct config *cfg)
 			.dkim = dkim,
 			.dns_server = cfg->dns_server,
 			.signer = signer,
+			.spool_dir = spool_dir,
 		};
 
 		r = smtp_server_new(&so, &smtp);

@@ -14,14 +14,28 @@ struct arena_chunk {
 
 void arena_init(struct arena *a)
 {
+	arena_init_chunk(a, ARENA_CHUNK_SIZE);
+}
+
+void arena_init_chunk(struct arena *a, size_t chunk)
+{
 	a->head = NULL;
 	a->used = 0;
 	a->total = 0;
+	a->chunk = chunk > sizeof(struct arena_chunk) * 2 ? chunk
+							  : ARENA_CHUNK_SIZE;
 }
 
-static struct arena_chunk *arena_chunk_new(size_t min)
+/* Usable bytes of a standard chunk of @a. */
+static size_t arena_std_size(const struct arena *a)
 {
-	size_t size = ARENA_CHUNK_SIZE - sizeof(struct arena_chunk);
+	return (a->chunk != 0 ? a->chunk : ARENA_CHUNK_SIZE) -
+	       sizeof(struct arena_chunk);
+}
+
+static struct arena_chunk *arena_chunk_new(const struct arena *a, size_t min)
+{
+	size_t size = arena_std_size(a);
 	struct arena_chunk *c;
 
 	if (min > size)
@@ -47,11 +61,11 @@ void *arena_alloc(struct arena *a, size_t size)
 		a->used += size;
 		return a->head->data + off;
 	}
-	c = arena_chunk_new(size);
+	c = arena_chunk_new(a, size);
 	if (c == NULL)
 		return NULL;
 	a->total += c->size;
-	if (a->head != NULL && size > (ARENA_CHUNK_SIZE / 4) &&
+	if (a->head != NULL && size > arena_std_size(a) / 4 &&
 	    a->head->size - a->used > size / 2) {
 		/* A big block goes behind the head so the head's free
 		 * space stays usable. */
@@ -91,12 +105,13 @@ void arena_reset(struct arena *a)
 
 	for (c = a->head; c != NULL; c = next) {
 		next = c->next;
-		if (next == NULL &&
-		    c->size == ARENA_CHUNK_SIZE - sizeof(struct arena_chunk))
-			keep = c; /* the oldest, standard-size chunk */
+		if (keep == NULL && c->size == arena_std_size(a))
+			keep = c; /* one standard-size chunk stays */
 		else
 			free(c);
 	}
+	if (keep != NULL)
+		keep->next = NULL;
 	a->head = keep;
 	a->used = 0;
 	a->total = keep != NULL ? keep->size : 0;
@@ -105,10 +120,11 @@ void arena_reset(struct arena *a)
 void arena_free(struct arena *a)
 {
 	struct arena_chunk *c, *next;
+	size_t chunk = a->chunk;
 
 	for (c = a->head; c != NULL; c = next) {
 		next = c->next;
 		free(c);
 	}
-	arena_init(a);
+	arena_init_chunk(a, chunk);
 }

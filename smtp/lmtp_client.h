@@ -39,8 +39,9 @@ struct lmtp_result {
 };
 
 /* Called once per transaction, after lmtp_txn_finish, never from inside an
- * lmtp_* call. @r[i] belongs to recipient i. @t is freed (or returned to
- * the caller's arena) when this returns. */
+ * lmtp_* call. @r[i] belongs to recipient i. @t is freed when this
+ * returns; one from the caller's arena is not touched again once this is
+ * called, so @done may reset that arena. */
 typedef void lmtp_done_fn(struct lmtp_txn *t, const struct lmtp_result *r,
 			  unsigned n, void *arg);
 /* The transaction takes body bytes again after lmtp_txn_full said true. */

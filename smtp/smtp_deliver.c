@@ -13,10 +13,12 @@
 
 /* system */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* third party */
 #include <openssl/rand.h>
@@ -26,18 +28,30 @@
 #include "core/log.h"
 #include "smtp/smtp_bounce.h"
 #include "smtp/smtp_rewrite.h"
+#include "smtp/smtp_spool.h"
 
 /* The original header section kept for a bounce. */
 #define SMTP_DELIVER_HDR_MAX (64 * 1024)
+/* A job's arena keeps one chunk of this size across messages: the job's
+ * strings, results, the header copy and the LMTP transaction of a
+ * message with a few recipients fit in it. */
+#define SMTP_DELIVER_ARENA_CHUNK (16 * 1024)
+/* Finished jobs kept per worker for the next messages. */
+#define SMTP_DELIVER_IDLE_MAX 64
+/* Body octets read from a spool file per lmtp_txn_write. */
+#define SMTP_DELIVER_READ (32 * 1024)
 
 enum smtp_rcpt_kind {
 	SMTP_RCPT_LMTP = 0, /* an account: goes to Dovecot */
 	SMTP_RCPT_UNKNOWN,  /* no such account: bounced */
 };
 
+/* A job and everything it points to live in its arena (the job struct
+ * itself is kept on the worker's idle list between messages). */
 struct smtp_deliver_job {
 	struct smtp_deliver_env *env;
 	struct smtp_deliver_job *next, **pprev;
+	struct arena arena;
 	uint64_t conn_id;
 	smtp_deliver_done_fn *done;
 	void *arg;
@@ -57,30 +71,59 @@ struct smtp_deliver_job {
 	struct lmtp_result *res; /* per rcpt */
 	uint8_t *hdr;
 	size_t hdr_len;
+	/* The body after the header section, streamed under LMTP's
+	 * back-pressure from a spool file (fd >= 0) or written at once
+	 * from memory. */
+	int fd;
+	uint64_t off, len;
 	struct smtp_deliver_reply reply;
 };
 
+/* Back to the worker's idle list (or freed): nothing of the message
+ * stays allocated. */
 static void smtp_deliver_free(struct smtp_deliver_job *j)
 {
+	struct smtp_deliver_env *env = j->env;
+
 	if (j->pprev != NULL) {
 		*j->pprev = j->next;
 		if (j->next != NULL)
 			j->next->pprev = j->pprev;
 	}
-	if (j->rcpts != NULL) {
-		for (unsigned i = 0; i < j->n; i++)
-			free(j->rcpts[i]);
+	if (j->fd >= 0)
+		close(j->fd);
+	if (env->n_idle >= SMTP_DELIVER_IDLE_MAX) {
+		arena_free(&j->arena);
+		free(j);
+		return;
 	}
-	free(j->rcpts);
-	free(j->kind);
-	free(j->lmtp_rcpts);
-	free(j->lmtp_idx);
-	free(j->res);
-	free(j->hdr);
-	free(j->sender);
-	free(j->mail_from);
-	free(j->from_addr);
-	free(j);
+	arena_reset(&j->arena);
+	j->next = env->idle;
+	env->idle = j;
+	env->n_idle++;
+}
+
+/* A clean job: from the idle list, else a new one. */
+static struct smtp_deliver_job *
+smtp_deliver_job_get(struct smtp_deliver_env *env)
+{
+	struct smtp_deliver_job *j = env->idle;
+	struct arena a;
+
+	if (j != NULL) {
+		env->idle = j->next;
+		env->n_idle--;
+		a = j->arena;
+	} else {
+		j = malloc(sizeof(*j));
+		if (j == NULL)
+			return NULL;
+		arena_init_chunk(&a, SMTP_DELIVER_ARENA_CHUNK);
+	}
+	memset(j, 0, sizeof(*j));
+	j->arena = a;
+	j->fd = -1;
+	return j;
 }
 
 static void smtp_deliver_finish(struct smtp_deliver_job *j)
@@ -101,20 +144,6 @@ static void smtp_deliver_set(struct smtp_deliver_job *j, unsigned code,
 static int smtp_deliver_out(void *ctx, const uint8_t *p, size_t n)
 {
 	return lmtp_txn_write(ctx, p, n);
-}
-
-/* The header section of @msg: up to and with the first empty line. */
-static size_t smtp_deliver_hdr_len(const uint8_t *msg, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (msg[i] != '\n')
-			continue;
-		if (msg[i + 1] == '\n')
-			return i + 2;
-		if (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')
-			return i + 3;
-	}
-	return len;
 }
 
 static bool smtp_deliver_is_local(const struct smtp_deliver_env *env,
@@ -178,7 +207,7 @@ static int smtp_deliver_bounce(struct smtp_deliver_job *j, unsigned delivered)
 		return r;
 	}
 	rcpt[0] = to;
-	r = lmtp_txn_begin(j->env->lmtp, NULL, "", rcpt, 1, (int64_t)len,
+	r = lmtp_txn_begin(j->env->lmtp, &j->arena, "", rcpt, 1, (int64_t)len,
 			   smtp_deliver_bounce_done, j, &j->txn);
 	if (r == 0 && lmtp_txn_write(j->txn, msg, len) == 0)
 		lmtp_txn_finish(j->txn);
@@ -308,9 +337,62 @@ static void smtp_deliver_timer(struct loop_timer *t, void *arg)
 		smtp_deliver_decide(j);
 }
 
-static char *smtp_deliver_strdup(const char *s)
+static char *smtp_deliver_strdup(struct smtp_deliver_job *j, const char *s)
 {
-	return strdup(s != NULL ? s : "");
+	if (s == NULL)
+		s = "";
+	return arena_strndup(&j->arena, s, strlen(s));
+}
+
+/* The body failed on the way (a spool read): the transaction is dropped
+ * and the client gets 451. */
+static void smtp_deliver_body_failed(struct smtp_deliver_job *j, int err)
+{
+	log_warn("%016" PRIx64 " smtp spool read error=\"%s\"", j->conn_id,
+		 strerror(-err));
+	lmtp_txn_abort(&j->txn);
+	smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
+	loop_timer_arm(j->env->loop, &j->timer, 0);
+}
+
+/* Feed the spooled body until LMTP says stop (it calls back through
+ * smtp_deliver_writable) or the end; then the final ".". Bounded: at
+ * most body_high octets wait in LMTP's buffers per transaction. */
+static void smtp_deliver_pump(struct smtp_deliver_job *j)
+{
+	uint8_t chunk[SMTP_DELIVER_READ];
+	size_t want;
+	ssize_t n;
+
+	while (j->off < j->len && !lmtp_txn_failed(j->txn)) {
+		if (lmtp_txn_full(j->txn))
+			return;
+		want = sizeof(chunk);
+		if (want > j->len - j->off)
+			want = (size_t)(j->len - j->off);
+		do {
+			n = pread(j->fd, chunk, want, (off_t)j->off);
+		} while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			smtp_deliver_body_failed(j, n < 0 ? -errno : -EIO);
+			return;
+		}
+		j->off += (uint64_t)n;
+		if (lmtp_txn_write(j->txn, chunk, (size_t)n) < 0)
+			break; /* failed: the results say so */
+	}
+	close(j->fd);
+	j->fd = -1;
+	lmtp_txn_finish(j->txn);
+}
+
+static void smtp_deliver_writable(struct lmtp_txn *t, void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+
+	(void)t;
+	if (j->txn != NULL && j->fd >= 0)
+		smtp_deliver_pump(j);
 }
 
 int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
@@ -319,11 +401,14 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		       struct smtp_deliver_job **job_r)
 {
 	struct smtp_deliver_job *j;
+	const uint8_t *hdr, *mem;
+	size_t hdr_len;
 	uint64_t size;
+	bool found;
 	int r;
 
 	*job_r = NULL;
-	j = calloc(1, sizeof(*j));
+	j = smtp_deliver_job_get(env);
 	if (j == NULL)
 		return -ENOMEM;
 	j->env = env;
@@ -332,23 +417,34 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 	j->arg = arg;
 	j->n = d->n_rcpts;
 	loop_timer_init(&j->timer, smtp_deliver_timer, j);
-	j->sender = smtp_deliver_strdup(d->lmtp_sender);
-	j->mail_from = smtp_deliver_strdup(d->mail_from);
-	j->from_addr = smtp_deliver_strdup(d->from_addr);
-	j->rcpts = calloc(j->n + 1, sizeof(*j->rcpts));
-	j->kind = calloc(j->n + 1, sizeof(*j->kind));
-	j->lmtp_rcpts = calloc(j->n + 1, sizeof(*j->lmtp_rcpts));
-	j->lmtp_idx = calloc(j->n + 1, sizeof(*j->lmtp_idx));
-	j->res = calloc(j->n + 1, sizeof(*j->res));
-	j->hdr_len = smtp_deliver_hdr_len(d->msg, d->len);
-	if (j->hdr_len > SMTP_DELIVER_HDR_MAX)
-		j->hdr_len = SMTP_DELIVER_HDR_MAX;
-	j->hdr = malloc(j->hdr_len + 1);
+	j->sender = smtp_deliver_strdup(j, d->lmtp_sender);
+	j->mail_from = smtp_deliver_strdup(j, d->mail_from);
+	j->from_addr = smtp_deliver_strdup(j, d->from_addr);
+	j->rcpts = arena_zalloc(&j->arena, (j->n + 1) * sizeof(*j->rcpts));
+	j->kind = arena_zalloc(&j->arena, (j->n + 1) * sizeof(*j->kind));
+	j->lmtp_rcpts =
+		arena_zalloc(&j->arena, (j->n + 1) * sizeof(*j->lmtp_rcpts));
+	j->lmtp_idx =
+		arena_zalloc(&j->arena, (j->n + 1) * sizeof(*j->lmtp_idx));
+	j->res = arena_zalloc(&j->arena, (j->n + 1) * sizeof(*j->res));
+	if (d->spool != NULL) {
+		hdr = smtp_spool_header(d->spool, &hdr_len);
+		mem = smtp_spool_mem(d->spool);
+		j->len = smtp_spool_size(d->spool);
+	} else {
+		hdr_len = smtp_spool_header_len(d->msg, d->len, &found);
+		hdr = mem = d->msg;
+		j->len = d->len;
+	}
+	j->off = hdr_len;
+	j->hdr_len =
+		hdr_len > SMTP_DELIVER_HDR_MAX ? SMTP_DELIVER_HDR_MAX : hdr_len;
+	j->hdr = arena_alloc(&j->arena, j->hdr_len + 1);
 	if (j->sender == NULL || j->mail_from == NULL || j->from_addr == NULL ||
 	    j->rcpts == NULL || j->kind == NULL || j->lmtp_rcpts == NULL ||
 	    j->lmtp_idx == NULL || j->res == NULL || j->hdr == NULL)
 		goto oom;
-	memcpy(j->hdr, d->msg, j->hdr_len);
+	memcpy(j->hdr, hdr, j->hdr_len);
 	j->next = env->jobs;
 	if (env->jobs != NULL)
 		env->jobs->pprev = &j->next;
@@ -357,7 +453,7 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 	*job_r = j;
 
 	for (unsigned i = 0; i < j->n; i++) {
-		j->rcpts[i] = strdup(d->rcpts[i]);
+		j->rcpts[i] = smtp_deliver_strdup(j, d->rcpts[i]);
 		if (j->rcpts[i] == NULL)
 			goto oom_listed;
 		r = accounts_exists(env->accounts, j->rcpts[i]);
@@ -383,7 +479,9 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		j->lmtp_idx[j->n_lmtp] = i;
 		j->lmtp_rcpts[j->n_lmtp++] = j->rcpts[i];
 	}
-	size = smtp_rewrite_size(d->msg, d->len, d->rewrite_flags);
+	/* The rewrite ends with the header section: the rest is as is. */
+	size = smtp_rewrite_size(hdr, hdr_len, d->rewrite_flags) + j->len -
+	       hdr_len;
 	if (env->max_message_size != 0 && size > env->max_message_size) {
 		smtp_deliver_set(j, SMTP_R_TOO_BIG);
 		loop_timer_arm(env->loop, &j->timer, 0);
@@ -393,19 +491,41 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		loop_timer_arm(env->loop, &j->timer, 0);
 		return 0;
 	}
-	r = lmtp_txn_begin(env->lmtp, NULL, j->sender, j->lmtp_rcpts, j->n_lmtp,
-			   (int64_t)size, smtp_deliver_lmtp_done, j, &j->txn);
+	if (mem == NULL) {
+		/* Spooled: the job reads the file after the session is
+		 * gone, so it holds its own descriptor. */
+		j->fd = fcntl(smtp_spool_fd(d->spool), F_DUPFD_CLOEXEC, 0);
+		if (j->fd < 0) {
+			log_warn("%016" PRIx64 " smtp spool dup: %s", conn_id,
+				 strerror(errno));
+			smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
+			loop_timer_arm(env->loop, &j->timer, 0);
+			return 0;
+		}
+	}
+	r = lmtp_txn_begin(env->lmtp, &j->arena, j->sender, j->lmtp_rcpts,
+			   j->n_lmtp, (int64_t)size, smtp_deliver_lmtp_done, j,
+			   &j->txn);
 	if (r < 0) {
 		log_warn("%016" PRIx64 " smtp lmtp: %s", conn_id, strerror(-r));
 		smtp_deliver_set(j, SMTP_R_LOCAL_TEMPFAIL);
 		loop_timer_arm(env->loop, &j->timer, 0);
 		return 0;
 	}
-	/* The body overflows only past 4 x body_high (sized from the
-	 * message limit); a failure shows up in the results. */
-	(void)smtp_rewrite_headers(d->msg, d->len, d->rewrite_flags,
-				   smtp_deliver_out, j->txn);
-	lmtp_txn_finish(j->txn);
+	/* A failure shows up in the results. */
+	r = smtp_rewrite_headers(hdr, hdr_len, d->rewrite_flags,
+				 smtp_deliver_out, j->txn);
+	if (mem != NULL) {
+		/* In memory (at most the spool threshold, well within
+		 * LMTP's 4 x body_high): all of it now. */
+		if (r == 0 && j->len > hdr_len)
+			(void)lmtp_txn_write(j->txn, mem + hdr_len,
+					     (size_t)(j->len - hdr_len));
+		lmtp_txn_finish(j->txn);
+		return 0;
+	}
+	lmtp_txn_set_writable(j->txn, smtp_deliver_writable);
+	smtp_deliver_pump(j);
 	return 0;
 
 oom_listed:
@@ -423,10 +543,17 @@ void smtp_deliver_detach(struct smtp_deliver_job *job)
 
 void smtp_deliver_env_drop(struct smtp_deliver_env *env)
 {
-	while (env->jobs != NULL) {
-		struct smtp_deliver_job *j = env->jobs;
+	struct smtp_deliver_job *j;
 
+	while (env->jobs != NULL) {
+		j = env->jobs;
 		loop_timer_disarm(env->loop, &j->timer);
 		smtp_deliver_free(j);
 	}
+	while ((j = env->idle) != NULL) {
+		env->idle = j->next;
+		arena_free(&j->arena);
+		free(j);
+	}
+	env->n_idle = 0;
 }

@@ -28,6 +28,8 @@ struct smtp_deliver_env {
 	const char *mail_domain;
 	uint64_t max_message_size;
 	struct smtp_deliver_job *jobs; /* in flight */
+	struct smtp_deliver_job *idle; /* finished, kept for reuse */
+	unsigned n_idle;
 };
 
 struct smtp_deliver_reply {
@@ -40,15 +42,19 @@ struct smtp_deliver_reply {
 typedef void smtp_deliver_done_fn(const struct smtp_deliver_reply *r,
 				  void *arg);
 
-/* Start delivering @d (everything is copied or handed to LMTP before
- * this returns). 0 or -ENOMEM; @done is called in all other cases. */
+/* Start delivering @d: what is needed later is copied into the job's
+ * arena (one per job, reused across messages), a spooled body is read
+ * from its own descriptor under LMTP's back-pressure, a body in memory
+ * goes to LMTP before this returns. 0 or -ENOMEM; @done is called in all
+ * other cases. */
 int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		       const struct smtp_delivery *d,
 		       smtp_deliver_done_fn *done, void *arg,
 		       struct smtp_deliver_job **job_r);
 /* The caller is gone: the job finishes without calling @done. */
 void smtp_deliver_detach(struct smtp_deliver_job *job);
-/* Worker shutdown, after the LMTP pool was freed: forget every job. */
+/* Worker shutdown, after the LMTP pool was freed: forget every job and
+ * free the idle ones. */
 void smtp_deliver_env_drop(struct smtp_deliver_env *env);
 
 #endif

@@ -139,6 +139,10 @@ struct smtp_reply_def {
 
 /* Size (spec D.12): SIZE= at MAIL and DATA over max_message_size. */
 #define SMTP_R_TOO_BIG 552, "5.3.4", "Message size exceeds fixed limit"
+/* A message spooled to a file (over 256 KiB) whose header section does
+ * not end within its first 256 KiB: ringmail's own limit (the header
+ * rewrite works on a header section in memory). */
+#define SMTP_R_HDR_TOO_BIG 552, "5.3.4", "Message header size exceeds limit"
 /* filtermail's text, kept for the /mxdeliv HTTP body (spec D.8). */
 #define SMTP_R_TOO_BIG_MXDELIV 552, NULL, "Message exceeds maximum size"
 /* DATA content (smtp_data_error_reply). */

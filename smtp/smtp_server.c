@@ -202,10 +202,12 @@ struct smtp_worker *smtp_worker_new(struct smtp_server *srv, struct loop *l)
 	ls.socket_path = srv->o.lmtp_socket;
 	ls.lhlo_name = srv->o.hostname;
 	ls.max_conns = 8;
-	/* A whole message is written at once: the body limit must hold
-	 * it (lmtp_txn_write refuses past 4 x body_high). */
-	high = srv->o.max_message_size / 2 + 65536;
-	if (high < 256 * 1024)
+	/* A body in memory is written at once, so the LMTP buffer must
+	 * hold it (lmtp_txn_write refuses past 4 x body_high); a spooled
+	 * one streams under back-pressure at LMTP's default 256 KiB. */
+	high = srv->o.spool_dir != NULL ? 0
+					: srv->o.max_message_size / 2 + 65536;
+	if (high != 0 && high < 256 * 1024)
 		high = 256 * 1024;
 	if (high > UINT32_MAX / 4)
 		high = UINT32_MAX / 4;
@@ -507,6 +509,7 @@ static int smtp_conn_start_session(struct smtp_conn *sc)
 		.client_local = smtp_peer_is_loopback(&sc->peer),
 		.conn_id = conn_id(sc->c),
 		.dkim = sc->mode == SMTP_MODE_MX ? srv->o.dkim : NULL,
+		.spool_dir = srv->o.spool_dir,
 	};
 
 	sc->s = smtp_session_new(&cfg, &smtp_server_ops, sc);

@@ -49,6 +49,9 @@ struct smtp_server_opts {
 	 * dkim_sign_start. Local mail and local bounces are not signed:
 	 * the signature would be stripped before LMTP (spec E.2). */
 	const struct dkim_signer *signer;
+	/* Message bodies over 256 KiB are spooled to unlinked files here
+	 * (smtp/smtp_spool.h); NULL: in memory, up to max_message_size. */
+	const char *spool_dir;
 };
 
 /* Strings in @o must outlive the server. 0, -EINVAL or -ENOMEM. */

@@ -23,6 +23,7 @@
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_rewrite.h"
+#include "smtp/smtp_spool.h"
 
 /* Replies queue up to this before a flush is forced (Postfix flushes a
  * full stream buffer too); the buffer itself is bounded at OUT_MAX. */
@@ -73,7 +74,7 @@ struct smtp_session {
 	const char **rcpts;
 	unsigned n_rcpts, rcpt_attempts;
 	struct smtp_data data;
-	struct buf spool;
+	struct smtp_spool spool;
 	struct e2ee_state *e2ee;
 	struct e2ee_facts facts;
 	struct dkim_verify *dkim; /* MX: fed with DATA */
@@ -221,11 +222,8 @@ static void smtp_txn_reset(struct smtp_session *s)
 	s->rcpts = NULL;
 	s->n_rcpts = 0;
 	s->rcpt_attempts = 0;
-	buf_clear(&s->spool);
+	smtp_spool_reset(&s->spool);
 	dkim_verify_free(&s->dkim);
-	/* Keep big spools from living on in idle sessions. */
-	if (s->spool.cap > 65536)
-		buf_free(&s->spool);
 	if (s->state == SMTP_ST_MAIL || s->state == SMTP_ST_DATA)
 		smtp_enter_state(s, s->has_helo ? SMTP_ST_READY : SMTP_ST_HELO);
 }
@@ -475,7 +473,7 @@ static int smtp_data_sink(void *ctx, const uint8_t *p, size_t n)
 	e2ee_feed(s->e2ee, p, n);
 	if (s->dkim != NULL)
 		dkim_verify_feed(s->dkim, p, n);
-	return buf_append(&s->spool, p, n) < 0 ? -1 : 0;
+	return smtp_spool_append(&s->spool, p, n) < 0 ? -1 : 0;
 }
 
 static int smtp_check_data(struct smtp_session *s, const struct smtp_cmd *c)
@@ -500,9 +498,7 @@ static int smtp_do_data(struct smtp_session *s, const struct smtp_cmd *c)
 	uint64_t max = s->cfg.max_message_size;
 
 	(void)c;
-	buf_free(&s->spool);
-	buf_init(&s->spool, max == 0 || max > UINT32_MAX - 1 ? UINT32_MAX - 1
-							     : (uint32_t)max);
+	smtp_spool_reset(&s->spool);
 	e2ee_init(s->e2ee);
 	dkim_verify_free(&s->dkim);
 	if (s->cfg.mode == SMTP_MODE_MX && s->cfg.dkim != NULL &&
@@ -884,6 +880,15 @@ static void smtp_data_done(struct smtp_session *s, int r)
 		smtp_error(s);
 		return;
 	}
+	r = smtp_spool_end(&s->spool);
+	if (r < 0) {
+		if (r == -EMSGSIZE)
+			smtp_reply(s, SMTP_R_HDR_TOO_BIG);
+		else
+			smtp_reply(s, SMTP_R_DATA_LOCAL);
+		smtp_txn_reset(s);
+		return;
+	}
 	f = &s->facts;
 	e2ee_finish(s->e2ee, f);
 	sender = smtp_verdict(s, f);
@@ -910,8 +915,9 @@ static void smtp_deliver_msg(struct smtp_session *s, const struct e2ee_facts *f,
 	d.from_addr = f->from_ok ? f->from_addr : "";
 	d.rcpts = s->rcpts;
 	d.n_rcpts = s->n_rcpts;
-	d.msg = buf_head(&s->spool);
-	d.len = s->spool.len;
+	d.spool = &s->spool;
+	d.msg = smtp_spool_mem(&s->spool);
+	d.len = (size_t)smtp_spool_size(&s->spool);
 	d.rewrite_flags = SMTP_REWRITE_LMTP;
 	if (d.submission)
 		d.rewrite_flags |= SMTP_REWRITE_SUBMISSION;
@@ -945,7 +951,11 @@ struct smtp_session *smtp_session_new(const struct smtp_session_cfg *cfg,
 	s->tls = cfg->tls;
 	s->state = SMTP_ST_HELO;
 	buf_init(&s->out, SMTP_OUT_MAX);
-	buf_init(&s->spool, 0);
+	smtp_spool_init(&s->spool, cfg->spool_dir, cfg->spool_mem_max,
+			cfg->max_message_size == 0 ||
+					cfg->max_message_size > UINT32_MAX - 1
+				? UINT32_MAX - 1
+				: (uint32_t)cfg->max_message_size);
 	arena_init(&s->txn_arena);
 	smtp_parser_init(&s->parser);
 	smtp_reply(s, SMTP_R_GREETING, cfg->hostname);
@@ -960,7 +970,7 @@ void smtp_session_free(struct smtp_session **sp)
 	if (s == NULL)
 		return;
 	buf_free(&s->out);
-	buf_free(&s->spool);
+	smtp_spool_free(&s->spool);
 	arena_free(&s->txn_arena);
 	dkim_verify_free(&s->dkim);
 	free(s->e2ee);

@@ -17,6 +17,7 @@
 
 struct dkim_ctx;
 struct dkim_verify;
+struct smtp_spool;
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +48,11 @@ struct smtp_session_cfg {
 	 * NULL: no verification (tests of other rules, FILTERMAIL_SKIP_DKIM
 	 * of filtermail's tests). */
 	struct dkim_ctx *dkim;
+	/* Bodies over spool_mem_max (0: SMTP_SPOOL_MEM_DEFAULT) go to an
+	 * unlinked file in this directory (smtp/smtp_spool.h); NULL: every
+	 * body stays in memory, up to max_message_size. */
+	const char *spool_dir;
+	uint32_t spool_mem_max;
 };
 
 /* A message ready for delivery: the driver hands it to Dovecot and
@@ -58,7 +64,11 @@ struct smtp_delivery {
 	const char *from_addr;   /* the From header address ("" if none) */
 	const char *const *rcpts;
 	unsigned n_rcpts;
-	const uint8_t *msg; /* the message as received (CRLF, unstuffed) */
+	/* The message as received (CRLF, unstuffed): smtp_spool_* reads
+	 * it wherever it is; @msg is the whole of it when it is in memory,
+	 * NULL when it is in a file. */
+	const struct smtp_spool *spool;
+	const uint8_t *msg;
 	size_t len;
 	unsigned rewrite_flags; /* SMTP_REWRITE_* to apply on the way */
 };

@@ -30,6 +30,7 @@
 
 /* project */
 #include "filter/dkim.h"
+#include "smtp/smtp_spool.h"
 
 static int smtp_fake_write(void *io, const void *p, size_t n)
 {
@@ -94,7 +95,22 @@ static int smtp_fake_deliver(void *io, const struct smtp_delivery *d)
 	}
 	f->last_flags = d->rewrite_flags;
 	buf_clear(&f->last_msg);
-	(void)buf_append(&f->last_msg, d->msg, d->len);
+	f->last_spooled = d->msg == NULL;
+	if (d->msg != NULL) {
+		(void)buf_append(&f->last_msg, d->msg, d->len);
+		return 0;
+	}
+	/* A body in a file: read it back the way delivery does. */
+	for (uint64_t off = 0; off < d->len;) {
+		uint8_t chunk[4096];
+		ssize_t n =
+			smtp_spool_read(d->spool, off, chunk, sizeof(chunk));
+
+		if (n <= 0)
+			return -1;
+		(void)buf_append(&f->last_msg, chunk, (size_t)n);
+		off += (uint64_t)n;
+	}
 	return 0;
 }
 

@@ -40,6 +40,7 @@ struct smtp_fake {
 	char last_rcpts[2048];
 	unsigned last_flags;
 	struct buf last_msg;
+	bool last_spooled; /* the body came from a spool file */
 	/* DKIM (directive "dkim pass|fail|tempfail"): the session parses
 	 * the signatures with libopendkim; the fake answers the check. */
 	struct dkim_ctx *dkim_ctx;

@@ -23,6 +23,7 @@ static void test_arena(void **state)
 	struct arena a;
 	char *p[1000];
 	void *big;
+	size_t kept;
 
 	(void)state;
 	arena_init(&a);
@@ -46,6 +47,25 @@ static void test_arena(void **state)
 	assert_non_null(arena_alloc(&a, 10));
 	arena_free(&a);
 	assert_null(a.head);
+
+	/* A bigger chunk is kept across resets, even when a big block
+	 * went behind it: the next transaction mallocs nothing. */
+	arena_init_chunk(&a, 16384);
+	assert_non_null(arena_alloc(&a, 100));
+	assert_non_null(arena_alloc(&a, 20000)); /* a block behind the head */
+	assert_true(a.total > 36000);
+	for (int round = 0; round < 3; round++) {
+		arena_reset(&a);
+		assert_true(a.total <= 16384 && a.total > 16000);
+		kept = a.total;
+		assert_non_null(arena_alloc(&a, 12000));
+		assert_int_equal(a.total, kept);
+	}
+	arena_free(&a);
+	assert_null(a.head);
+	assert_non_null(arena_alloc(&a, 100)); /* same chunk size again */
+	assert_true(a.total >= 16000);
+	arena_free(&a);
 }
 
 static void test_buf(void **state)
