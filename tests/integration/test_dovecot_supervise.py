@@ -124,7 +124,8 @@ class Mail:
         return True
 
     def send_until_ok(self, timeout=15):
-        """Submit until one gets 250 (bounded); seconds it took."""
+        """Submit until one gets 250 (bounded, no fixed wait asserted);
+        seconds it took."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.send():
@@ -186,21 +187,24 @@ def kill_master(r, m, sig, delay_ms):
     assert idle is not None
     t0 = time.monotonic()
     os.kill(pid, sig)
-    wait_for(lambda: r.log_count("dovecot: master exited") > exits,
-             "the exit logged", 5)
+    # Dovecot is dead once its pid is (on SIGTERM its master first takes
+    # its children down, about a second).
+    wait_for(lambda: proc_stat(pid) is None or proc_stat(pid)[1] in "ZX",
+             "Dovecot's master gone", 10)
+    dead = time.monotonic()
+    m.send_until_ok()
+    print("measure: master %s: kill -> master gone %.0f ms, -> first "
+          "delivery %.0f ms after its death" %
+          (signal.Signals(sig).name, (dead - t0) * 1000,
+           (time.monotonic() - dead) * 1000), flush=True)
+    assert r.log_count("dovecot: master exited") == exits + 1
     line = [l for l in r.log if "dovecot: master exited" in l][-1]
     # Dovecot's master exits 0 on SIGTERM (it shuts down cleanly).
     how = "status 0" if sig == signal.SIGTERM else "signal %d" % sig
     assert "(%s) pid=%d" % (how, pid) in line, line
     assert "restarting in %d ms" % delay_ms in line, line
-    noticed = time.monotonic() - t0
-    # The IMAP session on the dead Dovecot ends; a new one works soon.
+    # The IMAP session on the dead Dovecot ended; a new one works.
     drained(idle)
-    took = m.send_until_ok()
-    print("measure: master %s -> exit logged %.0f ms, first delivery "
-          "%.0f ms after the kill" %
-          (signal.Signals(sig).name, noticed * 1000, took * 1000),
-          flush=True)
     wait_for(lambda: imap_works(r), "IMAP login after restart", 10)
     assert r.log_count("dovecot: restarted") == restarts + 1
     new = r.dovecot_pid()
@@ -226,10 +230,7 @@ def test_master_killed(backend):
         kill_master(r, m, signal.SIGKILL, 200)
         # After it stayed up for 10 s (DOVECOT_SUP_STABLE_MS) the delay
         # is back to 100 ms.
-        up = r.log[-1]
         t_up = time.monotonic()
-        restarted = [l for l in r.log if "dovecot: restarted" in l][-1]
-        assert restarted, up
         while time.monotonic() - t_up < 10.5:
             time.sleep(0.1)
         master = kill_master(r, m, signal.SIGKILL, 100)
