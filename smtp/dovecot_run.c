@@ -367,8 +367,7 @@ static int dovecot_group_count(pid_t pgid)
 		buf[len] = '\0';
 		/* "pid (comm) S ppid pgrp ..." */
 		rp = strrchr(buf, ')');
-		if (rp == NULL ||
-		    sscanf(rp + 1, " %c %*d %ld", &st, &pg) != 2)
+		if (rp == NULL || sscanf(rp + 1, " %c %*d %ld", &st, &pg) != 2)
 			continue;
 		if (pg == (long)pgid && st != 'Z' && st != 'X')
 			n++;

@@ -31,10 +31,10 @@
 #include "core/log.h"
 #include "smtp/dovecot_run.h"
 
-#define DOVECOT_SUP_POLL_MS     50
-#define DOVECOT_SUP_GROUP_TERM  2000 /* leftovers: SIGTERM, then SIGKILL */
-#define DOVECOT_SUP_GROUP_KILL  3000
-#define DOVECOT_SUP_KILL_WAIT   5000
+#define DOVECOT_SUP_POLL_MS    50
+#define DOVECOT_SUP_GROUP_TERM 2000 /* leftovers: SIGTERM, then SIGKILL */
+#define DOVECOT_SUP_GROUP_KILL 3000
+#define DOVECOT_SUP_KILL_WAIT  5000
 
 struct dovecot_sup {
 	const struct dovecot_settings *s;
@@ -44,10 +44,10 @@ struct dovecot_sup {
 	int stop_fd; /* eventfd: readable once a stop is asked for */
 	uint64_t stop_timeout_ms;
 	int stop_rc;
-	pid_t pid;       /* the running master, -1 when none */
-	bool child;      /* ours to reap; false: adopted (started by hand) */
-	int pidfd;       /* -1: poll instead */
-	uint64_t up_at;  /* when it became ready */
+	pid_t pid;      /* the running master, -1 when none */
+	bool child;     /* ours to reap; false: adopted (started by hand) */
+	int pidfd;      /* -1: poll instead */
+	uint64_t up_at; /* when it became ready */
 	atomic_uint restarts;
 };
 
@@ -89,8 +89,7 @@ static void sup_track(struct dovecot_sup *sup, pid_t pid, bool child)
 
 /* Has the master exited? Reaps it (a child) and sets *@status_r (-1 when
  * not ours to know). */
-static bool sup_exited(struct dovecot_sup *sup, bool pidfd_ready,
-		       int *status_r)
+static bool sup_exited(struct dovecot_sup *sup, bool pidfd_ready, int *status_r)
 {
 	pid_t w;
 
