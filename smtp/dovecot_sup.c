@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +47,6 @@ struct dovecot_sup {
 	bool child;     /* ours to reap; false: adopted (started by hand) */
 	int pidfd;      /* -1: poll instead */
 	uint64_t up_at; /* when it became ready */
-	atomic_uint restarts;
 };
 
 enum dovecot_sup_wait {
@@ -270,7 +268,6 @@ static void *sup_main(void *arg)
 		}
 		/* Someone started one by hand meanwhile: watch that one. */
 		sup_track(sup, pid, r == 0);
-		atomic_fetch_add(&sup->restarts, 1);
 		log_info("dovecot: restarted pid=%ld%s down_ms=%llu "
 			 "attempts=%u",
 			 (long)pid, r == 0 ? "" : " (adopted)",
@@ -348,9 +345,4 @@ int dovecot_sup_stop(struct dovecot_sup **supp, uint64_t timeout_ms)
 	close(sup->stop_fd);
 	free(sup);
 	return r;
-}
-
-unsigned dovecot_sup_restarts(const struct dovecot_sup *sup)
-{
-	return atomic_load(&sup->restarts);
 }

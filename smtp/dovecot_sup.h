@@ -27,7 +27,5 @@ int dovecot_sup_start(const struct dovecot_settings *s, const char *conf_path,
  * after @timeout_ms; joins the thread, frees, sets *@sup to NULL. 0 or
  * -errno (something of Dovecot's outlived SIGKILL). */
 int dovecot_sup_stop(struct dovecot_sup **sup, uint64_t timeout_ms);
-/* Successful restarts so far (thread-safe). */
-unsigned dovecot_sup_restarts(const struct dovecot_sup *sup);
 
 #endif
