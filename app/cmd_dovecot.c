@@ -76,6 +76,22 @@ static int cmd_dovecot_secret_file(const char *path, const char *secret)
 	return fsutil_write_filev(path, iov, 2, &o);
 }
 
+void cmd_dovecot_settings(const struct config *cfg, struct dovecot_settings *s)
+{
+	dovecot_settings_init(s);
+	s->base_dir = cfg->dovecot_base_dir;
+	s->mailboxes_dir = cfg->mailboxes_dir;
+	s->log_path = cfg->dovecot_log[0] != '\0' ? cfg->dovecot_log : NULL;
+	s->max_mailbox_size_mb = cfg->max_mailbox_size_mb;
+	s->max_message_size = cfg->max_message_size;
+	s->imap_hibernate_timeout_ms =
+		cfg->imap_compress ? 0 : cfg->imap_hibernate_timeout_ms;
+	s->max_imap_connections = (unsigned)cfg->max_imap_connections;
+	s->imap_port = (unsigned)cfg->dovecot_imap_port;
+	if (cfg->dovecot_mail_user[0] != '\0')
+		s->mail_user = cfg->dovecot_mail_user;
+}
+
 int cmd_dovecot(int argc, char **argv)
 {
 	const char *cfg_path = getenv("RINGMAIL_CONFIG");
@@ -103,13 +119,7 @@ int cmd_dovecot(int argc, char **argv)
 			fprintf(stderr, "ringmail: %s\n", cerr.msg);
 			goto out;
 		}
-		s.base_dir = cfg.dovecot_base_dir;
-		s.mailboxes_dir = cfg.mailboxes_dir;
-		s.max_mailbox_size_mb = cfg.max_mailbox_size_mb;
-		s.max_message_size = cfg.max_message_size;
-		s.imap_hibernate_timeout_ms =
-			cfg.imap_compress ? 0 : cfg.imap_hibernate_timeout_ms;
-		s.max_imap_connections = (unsigned)cfg.max_imap_connections;
+		cmd_dovecot_settings(&cfg, &s);
 	}
 	for (int i = 2; i < argc; i++) {
 		const char *o = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;

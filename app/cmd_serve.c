@@ -25,6 +25,7 @@
 #include "imap-proxy/imap_server.h"
 #include "smtp/dovecot_conf.h"
 #include "smtp/dovecot_run.h"
+#include "smtp/dovecot_sup.h"
 #include "smtp/smtp_server.h"
 
 #define CMD_SERVE_DOVECOT_START_MS 20000
@@ -52,25 +53,16 @@ static void cmd_serve_settings(const struct config *cfg,
 	st->idle_timeout_ms = cfg->smtp_timeout_ms;
 }
 
-/* Write the Dovecot config from chatmail.ini and start Dovecot. */
+/* Write the Dovecot config from chatmail.ini, start Dovecot and its
+ * supervisor (which restarts it whenever it exits). */
 static int cmd_serve_dovecot_start(const struct config *cfg,
-				   struct dovecot_settings *ds)
+				   struct dovecot_settings *ds,
+				   struct dovecot_sup **sup_r)
 {
 	char conf[PATH_MAX];
 	int r;
 
-	dovecot_settings_init(ds);
-	ds->base_dir = cfg->dovecot_base_dir;
-	ds->mailboxes_dir = cfg->mailboxes_dir;
-	ds->log_path = cfg->dovecot_log[0] != '\0' ? cfg->dovecot_log : NULL;
-	ds->max_mailbox_size_mb = cfg->max_mailbox_size_mb;
-	ds->max_message_size = cfg->max_message_size;
-	ds->imap_hibernate_timeout_ms =
-		cfg->imap_compress ? 0 : cfg->imap_hibernate_timeout_ms;
-	ds->max_imap_connections = (unsigned)cfg->max_imap_connections;
-	ds->imap_port = (unsigned)cfg->dovecot_imap_port;
-	if (cfg->dovecot_mail_user[0] != '\0')
-		ds->mail_user = cfg->dovecot_mail_user;
+	cmd_dovecot_settings(cfg, ds);
 	snprintf(conf, sizeof(conf), "%s/ringmail-dovecot.conf", ds->base_dir);
 	if (dovecot_conf_write(ds, conf) < 0)
 		return -1;
@@ -80,7 +72,7 @@ static int cmd_serve_dovecot_start(const struct config *cfg,
 			 ds->base_dir);
 		(void)dovecot_run_stop(ds->base_dir, CMD_SERVE_DOVECOT_STOP_MS);
 	}
-	r = dovecot_run_start(ds, conf, CMD_SERVE_DOVECOT_START_MS);
+	r = dovecot_sup_start(ds, conf, CMD_SERVE_DOVECOT_START_MS, sup_r);
 	if (r < 0) {
 		log_err("serve: Dovecot did not start (%s): %s", conf,
 			strerror(-r));
@@ -205,6 +197,7 @@ static int cmd_serve_run(const struct config *cfg)
 	struct dkim_signer *signer = NULL;
 	struct imap_server *imap = NULL;
 	struct dovecot_settings ds;
+	struct dovecot_sup *sup = NULL;
 	struct events ev;
 	bool dovecot = false;
 	char spool_dir[4096];
@@ -270,7 +263,7 @@ static int cmd_serve_run(const struct config *cfg)
 				 cfg->dkim_key_file);
 	}
 	if (cfg->dovecot_managed) {
-		if (cmd_serve_dovecot_start(cfg, &ds) < 0)
+		if (cmd_serve_dovecot_start(cfg, &ds, &sup) < 0)
 			goto out;
 		dovecot = true;
 	}
@@ -315,7 +308,7 @@ out:
 	if (acc != NULL)
 		accounts_close(&acc);
 	if (dovecot) {
-		r = dovecot_run_stop(ds.base_dir, CMD_SERVE_DOVECOT_STOP_MS);
+		r = dovecot_sup_stop(&sup, CMD_SERVE_DOVECOT_STOP_MS);
 		if (r < 0)
 			log_warn("serve: stopping Dovecot: %s", strerror(-r));
 		else

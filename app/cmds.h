@@ -12,6 +12,11 @@ int cmd_dkim(int argc, char **argv);
 
 struct config;
 struct accounts_policy;
+struct dovecot_settings;
+/* The private Dovecot's settings from chatmail.ini (every dovecot_* key
+ * and the limits it shares), as `serve` runs it and `ringmail dovecot`
+ * renders it; strings point into @cfg. */
+void cmd_dovecot_settings(const struct config *cfg, struct dovecot_settings *s);
 /* Load chatmail.ini at @path into @cfg (freed by the caller with
  * config_free) and point @pol's fields and *@data_dir_r into it. 0, or -1
  * with the error printed. */

@@ -2,12 +2,19 @@
 # Build ringmail and start a complete local relay on loopback with a
 # generated default config and a self-signed certificate (README.md,
 # "Start a local relay"). Runs in the foreground; Ctrl-C stops it.
+# On first start it also creates the relay's DKIM signing key in the run
+# directory (kept on later starts).
+#
+#   --init-only           create the run directory, key, certificate and
+#                         config, print where, and exit (no relay)
 #
 # Environment:
 #   RINGMAIL_DOMAIN       mail domain (default: ringmail.localhost)
 #   RINGMAIL_ADDR         loopback address to listen on (default 127.0.0.1)
 #   RINGMAIL_PORT_OFFSET  added to every port (default 0 as root, else 10000)
 #   RINGMAIL_RUN_DIR      state directory (default: .run/<domain>)
+#   RINGMAIL_BIN          a ringmail binary already built: no dependency
+#                         check, no build (tests)
 #   RINGMAIL_DOVECOT_IMAP_PORT  the private Dovecot's IMAP port on
 #                         127.0.0.1 (default 10143 + offset, + 1000 per
 #                         address step above 127.0.0.1, so that a second
@@ -16,12 +23,26 @@
 # A second relay side by side (own domain, address, Dovecot, state):
 #   RINGMAIL_DOMAIN=relay2.localhost RINGMAIL_ADDR=127.0.0.2 ./deploy/run-local.sh
 set -eu
+INIT_ONLY=
+case ${1:-} in
+--init-only) INIT_ONLY=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--init-only]" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-./deploy/install-deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j"$(nproc)" --target ringmail
+if [ -n "${RINGMAIL_BIN:-}" ]; then
+	BIN=$RINGMAIL_BIN
+else
+	./deploy/install-deps.sh
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build/release -j"$(nproc)" --target ringmail
+	BIN=build/release/ringmail
+fi
 
 DOMAIN=${RINGMAIL_DOMAIN:-ringmail.localhost}
 ADDR=${RINGMAIL_ADDR:-127.0.0.1}
@@ -75,22 +96,38 @@ dovecot_base_dir = $RUN/dovecot
 dovecot_log = $RUN/dovecot.log
 dovecot_mail_user = $MAIL_USER
 dovecot_imap_port = $DOVECOT_IMAP_PORT
+dkim_key_file = $RUN/dkim.private
 INI
+
+# The DKIM signing key, once (as `ringmail dkim keygen`: RSA 2048, mode
+# 0600); its DNS record: ringmail dkim record --config $RUN/chatmail.ini
+case $DOMAIN in
+\[*) ;; # an IP-literal relay has no DKIM
+*)
+	if [ ! -f "$RUN/dkim.private" ]; then
+		"$BIN" dkim keygen --config "$RUN/chatmail.ini"
+	fi
+	;;
+esac
 
 cat <<MSG
 ringmail local relay for $DOMAIN
-  config:      $RUN/chatmail.ini   (print it: build/release/ringmail config --config $RUN/chatmail.ini)
+  config:      $RUN/chatmail.ini   (print it: $BIN config --config $RUN/chatmail.ini)
   SMTP (MX):   $(p 25) STARTTLS   submission: $(p 587) STARTTLS, $(p 465) TLS
   Dovecot:     started by ringmail (base_dir $RUN/dovecot, log $RUN/dovecot.log),
                maildirs in $RUN/mail/<address>/
   IMAP:        $(p 143) STARTTLS, $(p 993) TLS
   HTTPS/ALPN:  $(p 443)     HTTP: $(p 80)
   certificate: self-signed, $RUN/tls.crt (clients: accept it / --insecure)
+  DKIM key:    $RUN/dkim.private (DNS record: $BIN dkim record --config $RUN/chatmail.ini)
   accounts:    created on first login (9-character local part, password
                of 9 or more characters), e.g. user abcdefghi@$DOMAIN
   client:      Delta Chat -> "use other server" -> advanced: IMAP $(p 993) SSL/TLS,
                SMTP $(p 465) SSL/TLS, "accept invalid certificates"; only
                OpenPGP-encrypted mail between accounts is accepted
-Ctrl-C stops the relay.
 MSG
-exec build/release/ringmail serve --config "$RUN/chatmail.ini"
+if [ -n "$INIT_ONLY" ]; then
+	exit 0
+fi
+echo "Ctrl-C stops the relay."
+exec "$BIN" serve --config "$RUN/chatmail.ini"

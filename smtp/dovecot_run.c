@@ -1,11 +1,15 @@
-/* smtp/dovecot_run: fork/exec dovecot, poll its LMTP socket, stop it by
- * the pid in its own master.pid (checked to be a dovecot process). */
+/* smtp/dovecot_run: fork/exec dovecot (daemonizing, or in the foreground
+ * as our child for the supervisor), poll its LMTP socket, stop it by the
+ * pid in its own master.pid (checked to be a dovecot process), clear what
+ * a dead master left in its process group. */
 #include "smtp/dovecot_run.h"
 
 /* system */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,4 +231,181 @@ int dovecot_run_stop(const char *base_dir, uint64_t timeout_ms)
 	log_info("dovecot stopped pid=%ld ms=%llu", (long)pid,
 		 (unsigned long long)(dovecot_now_ms() - t0));
 	return 0;
+}
+
+/* Sleep @ms, or less when @cancel_fd becomes readable: true then. */
+static bool dovecot_wait_cancel(int cancel_fd, unsigned ms)
+{
+	struct pollfd pfd = {.fd = cancel_fd, .events = POLLIN};
+	int r;
+
+	if (cancel_fd < 0) {
+		dovecot_sleep_ms(ms);
+		return false;
+	}
+	r = poll(&pfd, 1, (int)ms);
+	return r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+}
+
+/* Kill a failed attempt's whole group and reap its master. */
+static void dovecot_spawn_abort(pid_t pid)
+{
+	int status;
+
+	(void)kill(-pid, SIGKILL);
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	(void)dovecot_run_clear_group(pid, 0, 2000);
+}
+
+int dovecot_run_spawn(const struct dovecot_settings *s, const char *conf_path,
+		      uint64_t timeout_ms, int cancel_fd, pid_t *pid_r)
+{
+	const char *bin = dovecot_run_binary();
+	char sock[PATH_MAX];
+	uint64_t t0 = dovecot_now_ms();
+	pid_t pid, old, w;
+	int status, r;
+
+	*pid_r = -1;
+	if (!dovecot_run_available())
+		return -ENOENT;
+	r = dovecot_lmtp_socket_path(s, sock, sizeof(sock));
+	if (r < 0)
+		return r;
+	old = dovecot_run_pid(s->base_dir);
+	if (old > 0) {
+		*pid_r = old;
+		return -EALREADY;
+	}
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		sigset_t none;
+		int nul;
+
+		/* Child: a session of its own (a terminal's Ctrl-C and our
+		 * process group stay ours; its children share its group),
+		 * default signals, nothing inherited but stderr. */
+		(void)setsid();
+		sigaction(SIGPIPE, &dfl, NULL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+		}
+		close_range(3, ~0u, 0);
+		execl(bin, bin, "-F", "-c", conf_path, (char *)NULL);
+		_exit(127);
+	}
+	for (;;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid) {
+			log_err("dovecot start conf=%s error=\"dovecot exited "
+				"with %s %d\"",
+				conf_path,
+				WIFSIGNALED(status) ? "signal" : "status",
+				WIFSIGNALED(status) ? WTERMSIG(status)
+						    : WEXITSTATUS(status));
+			(void)dovecot_run_clear_group(pid, 0, 2000);
+			return -EIO;
+		}
+		if (dovecot_run_pid(s->base_dir) == pid &&
+		    dovecot_probe_unix(sock) == 0)
+			break;
+		if (dovecot_now_ms() - t0 > timeout_ms) {
+			log_err("dovecot start base_dir=%s error=\"LMTP socket "
+				"not ready\" timeout_ms=%llu",
+				s->base_dir, (unsigned long long)timeout_ms);
+			dovecot_spawn_abort(pid);
+			return -ETIMEDOUT;
+		}
+		if (dovecot_wait_cancel(cancel_fd, DOVECOT_POLL_MS)) {
+			dovecot_spawn_abort(pid);
+			return -ECANCELED;
+		}
+	}
+	log_info("dovecot started pid=%ld base_dir=%s foreground=1 ms=%llu",
+		 (long)pid, s->base_dir,
+		 (unsigned long long)(dovecot_now_ms() - t0));
+	*pid_r = pid;
+	return 0;
+}
+
+/* Live members of process group @pgid, from /proc (zombies do not
+ * count: they hold no socket, and their reaper may be slow). */
+static int dovecot_group_count(pid_t pgid)
+{
+	char path[300], buf[512];
+	struct dirent *de;
+	const char *rp;
+	int n = 0, fd;
+	long pg;
+	ssize_t len;
+	DIR *d;
+	char st;
+
+	d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* "pid (comm) S ppid pgrp ..." */
+		rp = strrchr(buf, ')');
+		if (rp == NULL || sscanf(rp + 1, " %c %*d %ld", &st, &pg) != 2)
+			continue;
+		if (pg == (long)pgid && st != 'Z' && st != 'X')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int dovecot_run_clear_group(pid_t pgid, uint64_t term_ms, uint64_t kill_ms)
+{
+	uint64_t t0 = dovecot_now_ms();
+	bool killed = false;
+	int n;
+
+	if (pgid <= 1)
+		return 0;
+	n = dovecot_group_count(pgid);
+	if (n == 0)
+		return 0;
+	/* The group exists (it has live members), so its id is not
+	 * anybody else's. */
+	(void)kill(-pgid, term_ms > 0 ? SIGTERM : SIGKILL);
+	killed = term_ms == 0;
+	for (;;) {
+		dovecot_sleep_ms(DOVECOT_POLL_MS);
+		n = dovecot_group_count(pgid);
+		if (n == 0)
+			return 0;
+		if (!killed && dovecot_now_ms() - t0 >= term_ms) {
+			log_warn("dovecot: %d processes of group %ld still "
+				 "running after SIGTERM action=SIGKILL",
+				 n, (long)pgid);
+			(void)kill(-pgid, SIGKILL);
+			killed = true;
+			t0 = dovecot_now_ms();
+			term_ms = 0;
+		}
+		if (killed && dovecot_now_ms() - t0 >= kill_ms)
+			return n;
+	}
 }

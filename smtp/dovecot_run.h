@@ -28,4 +28,18 @@ pid_t dovecot_run_pid(const char *base_dir);
  * @timeout_ms. 0 (also when none runs) or -errno. */
 int dovecot_run_stop(const char *base_dir, uint64_t timeout_ms);
 
+/* Run `dovecot -F -c @conf_path` as a child of this process, in a session
+ * (and process group) of its own, and wait until it owns base_dir and its
+ * LMTP socket accepts, at most @timeout_ms; readable @cancel_fd (-1: none)
+ * aborts the wait. 0 with the master's pid in *@pid_r (reap it with
+ * waitpid); -ENOENT, -EALREADY (*@pid_r: the live master that owns
+ * base_dir), -EIO (it exited), -ETIMEDOUT, -ECANCELED. On failure nothing
+ * of the attempt is left running. */
+int dovecot_run_spawn(const struct dovecot_settings *s, const char *conf_path,
+		      uint64_t timeout_ms, int cancel_fd, pid_t *pid_r);
+/* Live (not zombie) processes in process group @pgid (a dead master's
+ * children): SIGTERM them, SIGKILL after @term_ms, wait at most @kill_ms
+ * more. Returns how many are still alive (0: the group is gone). */
+int dovecot_run_clear_group(pid_t pgid, uint64_t term_ms, uint64_t kill_ms);
+
 #endif

@@ -666,6 +666,44 @@ static void lmtp_conn_body(struct lmtp_conn *lc)
 		lmtp_txn_kick(t);
 }
 
+/* Every recipient refused with Dovecot's "451 4.3.0 Temporary internal
+ * error": what an lmtp process answers once after Dovecot's auth process
+ * died under it (its userdb connection was dead; it reconnects for the
+ * next lookup). Nothing of the body was sent: send the transaction again,
+ * once, after an RSET. True when it was requeued. */
+static bool lmtp_txn_retryable(const struct lmtp_txn *t)
+{
+	if (t->retried || t->mail_failed || t->n_acc > 0)
+		return false;
+	for (unsigned i = 0; i < t->n_rcpts; i++) {
+		if (t->res[i].code != 451 ||
+		    strcmp(t->res[i].status, "4.3.0") != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool lmtp_txn_retry_internal(struct lmtp_conn *lc, struct lmtp_txn *t)
+{
+	struct lmtp_pool *p = lc->pool;
+
+	if (!lmtp_txn_retryable(t))
+		return false;
+	for (unsigned i = 0; i < t->n_rcpts; i++)
+		memset(&t->res[i], 0, sizeof(t->res[i]));
+	log_info("%016" PRIx64 " lmtp retry reason=\"451 4.3.0 for every "
+		 "recipient\"",
+		 lc->id);
+	t->retried = true;
+	p->st.retries++;
+	lc->txn = NULL;
+	t->conn = NULL;
+	lmtp_conn_rset(lc);
+	lmtp_queue_push(p, t, true);
+	lmtp_pool_dispatch(p);
+	return true;
+}
+
 /* One reply while MAIL, RCPT and DATA are pending. */
 static void lmtp_conn_txn_reply(struct lmtp_conn *lc,
 				const struct lmtp_reply *r)
@@ -699,6 +737,8 @@ static void lmtp_conn_txn_reply(struct lmtp_conn *lc,
 			lmtp_conn_close(lc, "354 without recipients");
 			return;
 		}
+		if (lmtp_txn_retry_internal(lc, t))
+			return;
 		for (unsigned i = 0; i < t->n_acc; i++)
 			lmtp_result_reply(&t->res[t->acc[i]], r);
 		lmtp_txn_complete(t);
@@ -1105,6 +1145,9 @@ bool lmtp_txn_full(struct lmtp_txn *t)
 
 bool lmtp_txn_failed(const struct lmtp_txn *t)
 {
+	/* Not final while it may still be sent again. */
+	if (!t->complete && lmtp_txn_retryable(t))
+		return false;
 	for (unsigned i = 0; i < t->n_rcpts; i++) {
 		if (t->res[i].code == 0 || lmtp_reply_ok(t->res[i].code))
 			return false;

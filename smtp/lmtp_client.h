@@ -53,7 +53,7 @@ struct lmtp_stats {
 	uint64_t txns;         /* transactions completed */
 	uint64_t txns_reused;  /* ... on a connection used before */
 	uint64_t rcpt_ok, rcpt_temp, rcpt_perm;
-	uint64_t retries; /* resent on a fresh conn after a stale one */
+	uint64_t retries; /* resent: stale pooled conn, or 451 4.3.0 for all */
 	unsigned conns, conns_idle, queued;
 };
 
