@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "core/accounts.h"
+#include "core/connlimit.h"
 #include "core/loop.h"
 #include "imap-proxy/imap_idle.h"
 #include "imap-proxy/imap_parse.h"
@@ -32,6 +33,8 @@ struct imap_server {
 	char secret[IMAP_SECRET_MAX];
 	struct sockaddr_in dovecot_addr;
 	atomic_uint conns;
+	struct connlimit *per_ip;
+	struct accounts_throttle *own_throttle; /* when o.throttle was NULL */
 	pthread_mutex_t mtx; /* workers[] */
 	struct imap_worker *workers[IMAP_WORKERS_MAX];
 };
@@ -39,7 +42,6 @@ struct imap_server {
 struct imap_worker {
 	struct imap_server *srv;
 	struct loop *loop;
-	struct accounts_throttle *throttle;
 	struct imap_sess *users[IMAP_USER_BUCKETS]; /* logged in, by addr */
 	/* Delivery events from other threads (imap_server_delivered). */
 	pthread_mutex_t inbox_mtx;

@@ -52,7 +52,12 @@ int imap_server_new(const struct imap_server_opts *o, struct imap_server **s_r)
 	s->dovecot_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	atomic_init(&s->conns, 0);
 	pthread_mutex_init(&s->mtx, NULL);
-	if (s->mail_domain == NULL || s->mail_domain_bare == NULL) {
+	if (s->o.throttle == NULL &&
+	    accounts_throttle_new(0, &s->own_throttle) == 0)
+		s->o.throttle = s->own_throttle;
+	if (s->mail_domain == NULL || s->mail_domain_bare == NULL ||
+	    s->o.throttle == NULL ||
+	    connlimit_new(s->o.max_conns, &s->per_ip) < 0) {
 		imap_server_free(&s);
 		return -ENOMEM;
 	}
@@ -76,6 +81,8 @@ void imap_server_free(struct imap_server **sp)
 	}
 	free(s->appversions);
 	free(s->privacy_mail);
+	connlimit_free(&s->per_ip);
+	accounts_throttle_free(&s->own_throttle);
 	pthread_mutex_destroy(&s->mtx);
 	free(s);
 	*sp = NULL;
@@ -164,11 +171,6 @@ struct imap_worker *imap_worker_new(struct imap_server *s, struct loop *l)
 	w->srv = s;
 	w->loop = l;
 	pthread_mutex_init(&w->inbox_mtx, NULL);
-	if (accounts_throttle_new(0, &w->throttle) < 0) {
-		pthread_mutex_destroy(&w->inbox_mtx);
-		free(w);
-		return NULL;
-	}
 	pthread_mutex_lock(&s->mtx);
 	for (unsigned i = 0; i < IMAP_WORKERS_MAX && !ok; i++) {
 		if (s->workers[i] == NULL) {
@@ -196,7 +198,6 @@ void imap_worker_free(struct imap_worker **wp)
 			w->srv->workers[i] = NULL;
 	}
 	pthread_mutex_unlock(&w->srv->mtx);
-	accounts_throttle_free(&w->throttle);
 	pthread_mutex_destroy(&w->inbox_mtx);
 	free(w);
 	*wp = NULL;
