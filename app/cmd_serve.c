@@ -202,7 +202,10 @@ static int cmd_serve_run(const struct config *cfg)
 	bool dovecot = false;
 	int r, rc = 1;
 
-	events_init(&ev);
+	if (events_init(&ev) < 0) {
+		log_err("serve: events: out of memory");
+		return 1;
+	}
 	accounts_policy_defaults(&pol);
 	pol.mail_domain = cfg->mail_domain;
 	pol.password_min_length = (unsigned)cfg->password_min_length;
@@ -299,6 +302,7 @@ out:
 	dkim_signer_free(&signer);
 	dkim_ctx_free(&dkim);
 	imap_server_free(&imap);
+	events_fini(&ev); /* after every session that joined it */
 	ratelimit_free(&rate);
 	accounts_throttle_free(&throttle);
 	if (acc != NULL)

@@ -203,7 +203,8 @@ struct loop_backend_ops {
 	/* Tear down the kernel side; objects are still in the slot table
 	 * and are freed by loop.c afterwards. */
 	void (*fini)(struct loop *l);
-	/* Submit, wait at most @timeout_ms (-1: no limit), dispatch.
+	/* Submit, wait at most @timeout_ms (-1: no limit), call
+	 * loop_clock_update() as soon as the kernel returns, dispatch.
 	 * Returns events handled or -errno (fatal). */
 	int (*wait)(struct loop *l, int timeout_ms);
 	int (*conn_attach)(struct loop_conn *c);
@@ -259,6 +260,11 @@ static inline uint64_t loop_ud(const struct loop_obj *o, unsigned op)
 	return ((uint64_t)o->slot << 32) | ((uint64_t)o->gen << 8) | op;
 }
 
+/* Refresh @l->now_ms from CLOCK_MONOTONIC. Backends call it the moment
+ * their kernel wait returns, before dispatching anything: a handler that
+ * arms a timer after a quiet spell must not arm it from a clock as old
+ * as the spell (it would fire at once). */
+void loop_clock_update(struct loop *l);
 /* The live object for @ud's slot and generation, else NULL. */
 struct loop_obj *loop_obj_lookup(struct loop *l, uint64_t ud);
 /* Put @o on the pending list (idempotent). */

@@ -132,6 +132,11 @@ uint64_t loop_now_ms(const struct loop *l)
 	return l->now_ms;
 }
 
+void loop_clock_update(struct loop *l)
+{
+	l->now_ms = loop_clock_ms();
+}
+
 unsigned loop_worker_id(const struct loop *l)
 {
 	return l->worker_id;
@@ -1201,14 +1206,20 @@ int loop_run_once(struct loop *l, int timeout_ms)
 {
 	int n, r, t;
 
+	/* The caller may have been away (a loop built on one thread and
+	 * run later, or run_once called after other work): what the
+	 * pending run arms must see the time it runs at. */
+	loop_clock_update(l);
 	n = loop_pending_run(l);
 	if (n > 0 || l->pend_head != NULL)
 		timeout_ms = 0;
 	t = loop_timers_wait_ms(l);
 	if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
 		timeout_ms = t;
+	/* The backend updated the clock when its wait returned; again
+	 * here so the timers due after a long dispatch run now. */
 	r = l->ops->wait(l, timeout_ms);
-	l->now_ms = loop_clock_ms();
+	loop_clock_update(l);
 	if (r < 0)
 		return r;
 	n += r;

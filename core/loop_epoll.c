@@ -298,6 +298,7 @@ static int epoll_wait_dispatch(struct loop *l, int timeout_ms)
 	int n;
 
 	n = epoll_wait(e->epfd, e->evs, EPOLL_EVENTS, timeout_ms);
+	loop_clock_update(l);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {

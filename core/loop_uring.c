@@ -802,6 +802,7 @@ static int uring_wait(struct loop *l, int timeout_ms)
 		r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, NULL,
 						     NULL);
 	}
+	loop_clock_update(l);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 		return r;
 	while (budget-- > 0 && io_uring_peek_cqe(&u->ring, &cqe) == 0) {

@@ -35,13 +35,17 @@ struct imap_server {
 	atomic_uint conns;
 	struct connlimit *per_ip;
 	struct accounts_throttle *own_throttle; /* when o.throttle was NULL */
-	pthread_mutex_t mtx; /* workers[] */
+	struct events *events; /* presence of logged-in users */
+	/* workers[], by loop_worker_id(): write-locked to add or remove a
+	 * worker, read-locked by delivery events on any thread. */
+	pthread_rwlock_t workers_lock;
 	struct imap_worker *workers[IMAP_WORKERS_MAX];
 };
 
 struct imap_worker {
 	struct imap_server *srv;
 	struct loop *loop;
+	unsigned id; /* loop_worker_id(loop) */
 	struct imap_sess *users[IMAP_USER_BUCKETS]; /* logged in, by addr */
 	/* Delivery events from other threads (imap_server_delivered). */
 	pthread_mutex_t inbox_mtx;

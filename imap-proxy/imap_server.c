@@ -12,6 +12,8 @@
 
 /* project */
 #include "core/conn.h"
+#include "core/events.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "imap-proxy/imap-int.h"
 
@@ -51,7 +53,7 @@ int imap_server_new(const struct imap_server_opts *o, struct imap_server **s_r)
 	s->dovecot_addr.sin_port = htons((uint16_t)o->dovecot_port);
 	s->dovecot_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	atomic_init(&s->conns, 0);
-	pthread_mutex_init(&s->mtx, NULL);
+	pthread_rwlock_init(&s->workers_lock, NULL);
 	if (s->o.throttle == NULL &&
 	    accounts_throttle_new(0, &s->own_throttle) == 0)
 		s->o.throttle = s->own_throttle;
@@ -83,7 +85,7 @@ void imap_server_free(struct imap_server **sp)
 	free(s->privacy_mail);
 	connlimit_free(&s->per_ip);
 	accounts_throttle_free(&s->own_throttle);
-	pthread_mutex_destroy(&s->mtx);
+	pthread_rwlock_destroy(&s->workers_lock);
 	free(s);
 	*sp = NULL;
 }
@@ -121,41 +123,50 @@ static void imap_worker_inbox_run(void *arg)
 		imap_worker_wake_all(w);
 }
 
+/* Queue @rcpt for worker @w and post the inbox run once. */
+static void imap_worker_inbox_add(struct imap_worker *w, const char *rcpt,
+				  size_t len)
+{
+	bool post = false;
+
+	pthread_mutex_lock(&w->inbox_mtx);
+	if (w->inbox_n < IMAP_INBOX_MAX) {
+		memcpy(w->inbox[w->inbox_n], rcpt, len + 1);
+		w->inbox_n++;
+	} else {
+		w->inbox_overflow = true;
+	}
+	if (!w->inbox_posted)
+		post = w->inbox_posted = true;
+	pthread_mutex_unlock(&w->inbox_mtx);
+	if (post && loop_post(w->loop, imap_worker_inbox_run, w) < 0) {
+		pthread_mutex_lock(&w->inbox_mtx);
+		w->inbox_posted = false;
+		pthread_mutex_unlock(&w->inbox_mtx);
+	}
+}
+
+/* Only the workers where the recipient is logged in hear of it. */
 static void imap_server_delivered(const struct events_delivered *ev, void *arg)
 {
 	struct imap_server *s = arg;
 	size_t len = strlen(ev->rcpt);
 
-	if (len > ACCOUNTS_ADDR_MAX)
+	if (len > ACCOUNTS_ADDR_MAX || events_workers_empty(&ev->where))
 		return;
-	pthread_mutex_lock(&s->mtx);
+	pthread_rwlock_rdlock(&s->workers_lock);
 	for (unsigned i = 0; i < IMAP_WORKERS_MAX; i++) {
 		struct imap_worker *w = s->workers[i];
-		bool post = false;
 
-		if (w == NULL)
-			continue;
-		pthread_mutex_lock(&w->inbox_mtx);
-		if (w->inbox_n < IMAP_INBOX_MAX) {
-			memcpy(w->inbox[w->inbox_n], ev->rcpt, len + 1);
-			w->inbox_n++;
-		} else {
-			w->inbox_overflow = true;
-		}
-		if (!w->inbox_posted)
-			post = w->inbox_posted = true;
-		pthread_mutex_unlock(&w->inbox_mtx);
-		if (post && loop_post(w->loop, imap_worker_inbox_run, w) < 0) {
-			pthread_mutex_lock(&w->inbox_mtx);
-			w->inbox_posted = false;
-			pthread_mutex_unlock(&w->inbox_mtx);
-		}
+		if (w != NULL && events_workers_has(&ev->where, i))
+			imap_worker_inbox_add(w, ev->rcpt, len);
 	}
-	pthread_mutex_unlock(&s->mtx);
+	pthread_rwlock_unlock(&s->workers_lock);
 }
 
 int imap_server_subscribe(struct imap_server *s, struct events *ev)
 {
+	s->events = ev;
 	return events_subscribe(ev, imap_server_delivered, s);
 }
 
@@ -170,15 +181,14 @@ struct imap_worker *imap_worker_new(struct imap_server *s, struct loop *l)
 		return NULL;
 	w->srv = s;
 	w->loop = l;
+	w->id = loop_worker_id(l);
 	pthread_mutex_init(&w->inbox_mtx, NULL);
-	pthread_mutex_lock(&s->mtx);
-	for (unsigned i = 0; i < IMAP_WORKERS_MAX && !ok; i++) {
-		if (s->workers[i] == NULL) {
-			s->workers[i] = w;
-			ok = true;
-		}
+	pthread_rwlock_wrlock(&s->workers_lock);
+	if (w->id < IMAP_WORKERS_MAX && s->workers[w->id] == NULL) {
+		s->workers[w->id] = w;
+		ok = true;
 	}
-	pthread_mutex_unlock(&s->mtx);
+	pthread_rwlock_unlock(&s->workers_lock);
 	if (!ok) {
 		imap_worker_free(&w);
 		return NULL;
@@ -192,12 +202,10 @@ void imap_worker_free(struct imap_worker **wp)
 
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->srv->mtx);
-	for (unsigned i = 0; i < IMAP_WORKERS_MAX; i++) {
-		if (w->srv->workers[i] == w)
-			w->srv->workers[i] = NULL;
-	}
-	pthread_mutex_unlock(&w->srv->mtx);
+	pthread_rwlock_wrlock(&w->srv->workers_lock);
+	if (w->id < IMAP_WORKERS_MAX && w->srv->workers[w->id] == w)
+		w->srv->workers[w->id] = NULL;
+	pthread_rwlock_unlock(&w->srv->workers_lock);
 	pthread_mutex_destroy(&w->inbox_mtx);
 	free(w);
 	*wp = NULL;
@@ -218,14 +226,7 @@ void imap_worker_adopt(struct imap_worker *w, struct conn *c,
 
 unsigned imap_user_bucket(const char *addr)
 {
-	unsigned h = 5381;
-
 	/* Case-insensitive: RCPT TO may differ in case from the login
 	 * (Dovecot lower-cases both, auth_username_format %Lu). */
-	for (; *addr != '\0'; addr++) {
-		unsigned char ch = (unsigned char)*addr;
-
-		h = h * 33 + (ch >= 'A' && ch <= 'Z' ? ch + 32u : ch);
-	}
-	return h % IMAP_USER_BUCKETS;
+	return hash_str_ci(addr) % IMAP_USER_BUCKETS;
 }

@@ -30,6 +30,7 @@
 /* project */
 #include "core/accounts.h"
 #include "core/conn.h"
+#include "core/events.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "smtp/smtp_auth.h"
@@ -108,6 +109,7 @@ struct imap_sess {
 	char ip[INET6_ADDRSTRLEN];
 	/* logged-in sessions of the worker, by address */
 	struct imap_sess *unext, **uprev;
+	bool present; /* joined the events presence index */
 	uint64_t cmds;
 };
 
@@ -177,12 +179,23 @@ static void imap_user_register(struct imap_sess *s)
 		(*head)->uprev = &s->unext;
 	s->uprev = head;
 	*head = s;
+	/* Without presence the session still works; it only misses the
+	 * instant wake-up until its next command. */
+	s->present =
+		s->w->srv->events != NULL &&
+		events_presence_join(s->w->srv->events, s->user, s->w->id) == 0;
+	if (s->w->srv->events != NULL && !s->present)
+		log_warn("imap: presence of %s not recorded: out of memory",
+			 s->user);
 }
 
 static void imap_user_unregister(struct imap_sess *s)
 {
 	if (s->uprev == NULL)
 		return;
+	if (s->present)
+		events_presence_leave(s->w->srv->events, s->user, s->w->id);
+	s->present = false;
 	*s->uprev = s->unext;
 	if (s->unext != NULL)
 		s->unext->uprev = s->uprev;

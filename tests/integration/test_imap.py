@@ -571,6 +571,48 @@ def test_alpn_imap_on_443(backend):
         r.stop()
 
 
+def test_idle_sessions_on_every_worker(backend):
+    """One user idling in several sessions: a delivery reaches every one
+    of them on whichever worker it is (events are routed by the presence
+    index to the workers where the user is logged in), and a user logged
+    in elsewhere is not woken. Which worker accepts is the kernel's
+    choice: with epoll the sessions spread over both workers, io_uring's
+    multishot accepts tend to land on one; test_events covers the index
+    itself."""
+    r = imap_relay(backend)
+    try:
+        rcpt = "spreadus1@example.org"
+        other = login(r, "spreadot1@example.org")
+        idle_start(other)
+        sessions = []
+
+        def workers_of(needle):
+            # The first byte of a connection id is its worker.
+            return {l.split(" imap ", 1)[0].split()[-1][:2]
+                    for l in r.log if needle in l}
+        logged_in = "imap auth user=<%s> result=" % rcpt
+        # Dovecot allows 10 sessions per user and IP.
+        while len(sessions) < 4 or (len(workers_of(logged_in)) < 2 and
+                                    len(sessions) < 8):
+            c = login(r, rcpt)
+            idle_start(c)
+            sessions.append(c)
+        deliver(r, rcpt)
+        for c in sessions:
+            ln = wait_line(c, lambda l: l.endswith(b" EXISTS"), "exists")
+            assert ln == b"* 1 EXISTS", ln
+        woke = workers_of("imap wake user=<%s>" % rcpt)
+        assert woke == workers_of(logged_in), (woke, len(sessions))
+        assert r.log_count("imap wake user=<%s>" % rcpt) == len(sessions)
+        assert r.log_count("imap wake user=<spreadot1@") == 0
+        other.send(b"DONE\r\n")
+        assert other.until_tagged(b"i1")[-1].startswith(b"i1 OK")
+        for c in sessions + [other]:
+            c.close()
+    finally:
+        r.stop()
+
+
 def test_dovecot_restart_under_idle(backend):
     r = imap_relay(backend)
     try:
@@ -631,5 +673,5 @@ if __name__ == "__main__":
     run_tests([test_capabilities_and_login, test_starttls_required_on_143,
                test_parallel_first_logins, test_metadata, test_idle,
                test_idle_hibernated, test_big_literals, test_limits,
-               test_alpn_imap_on_443,
+               test_alpn_imap_on_443, test_idle_sessions_on_every_worker,
                test_dovecot_restart_under_idle])

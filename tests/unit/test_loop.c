@@ -1880,6 +1880,137 @@ static void test_other_thread(void **state)
 
 /* ---- kernel TLS: record types both ways ---- */
 
+/* ---- a timer armed after a quiet spell ---- */
+
+/* A loop idle for longer than a timer's period, then woken by an accept
+ * (or a post from another thread) whose handler arms that timer: the timer
+ * must run its whole period in real time. It once fired at once, because
+ * the backends dispatch inside their wait and the clock was refreshed only
+ * after it, so the handler armed from the time the quiet spell began. */
+#define QUIET_SPELL_MS 400u
+#define QUIET_TIMER_MS 250u
+
+struct quiet {
+	struct loop *l;
+	struct loop_timer t;
+	uint64_t armed_real, fired_real;
+	bool fired;
+	int fd;
+};
+
+static void quiet_fire(struct loop_timer *t, void *arg)
+{
+	struct quiet *q = arg;
+
+	(void)t;
+	q->fired_real = test_now_ms();
+	q->fired = true;
+}
+
+static void quiet_arm(struct quiet *q)
+{
+	q->armed_real = test_now_ms();
+	loop_timer_arm(q->l, &q->t, QUIET_TIMER_MS);
+}
+
+static void quiet_accept(struct loop_listener *li, int fd,
+			 const struct sockaddr *peer, socklen_t peer_len,
+			 void *arg)
+{
+	struct quiet *q = arg;
+
+	(void)li;
+	(void)peer;
+	(void)peer_len;
+	q->fd = fd;
+	quiet_arm(q);
+}
+
+static void quiet_post(void *arg)
+{
+	quiet_arm(arg);
+}
+
+struct quiet_waker {
+	const struct sockaddr_in *sa; /* connect to it, or post when NULL */
+	struct quiet *q;
+	int cfd;
+};
+
+static void *quiet_wake(void *arg)
+{
+	struct quiet_waker *w = arg;
+	struct timespec ts = {.tv_sec = QUIET_SPELL_MS / 1000,
+			      .tv_nsec = (QUIET_SPELL_MS % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+	if (w->sa != NULL)
+		w->cfd = tcp_client(w->sa, 0);
+	else
+		assert_int_equal(loop_post(w->q->l, quiet_post, w->q), 0);
+	return NULL;
+}
+
+static void quiet_round(struct quiet *q, const struct sockaddr_in *sa,
+			int wait_ms)
+{
+	struct quiet_waker w = {.sa = sa, .q = q, .cfd = -1};
+	pthread_t th;
+
+	q->fired = false;
+	q->armed_real = 0;
+	assert_int_equal(pthread_create(&th, NULL, quiet_wake, &w), 0);
+	/* One wait covers the whole quiet spell: no timer is armed, so
+	 * the loop sleeps in the kernel until the waker acts. */
+	while (q->armed_real == 0)
+		assert_true(loop_run_once(q->l, wait_ms) >= 0);
+	pthread_join(th, NULL);
+	RUN_UNTIL(q->l, q->fired);
+	/* Whole milliseconds on both clocks: allow one of rounding. */
+	if (q->fired_real + 1 < q->armed_real + QUIET_TIMER_MS)
+		fail_msg("timer armed after %u ms of quiet fired after %llu ms "
+			 "instead of %u",
+			 QUIET_SPELL_MS,
+			 (unsigned long long)(q->fired_real - q->armed_real),
+			 QUIET_TIMER_MS);
+	if (w.cfd >= 0)
+		close(w.cfd);
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}
+
+static void quiet_case(enum loop_backend b)
+{
+	struct loop *l = loop_make(b, NULL);
+	struct loop_listener *li;
+	struct sockaddr_in sa;
+	struct quiet q;
+	int lfd;
+
+	memset(&q, 0, sizeof(q));
+	q.l = l;
+	q.fd = -1;
+	loop_timer_init(&q.t, quiet_fire, &q);
+	lfd = tcp_listener(&sa, 4);
+	li = loop_listen(l, lfd, quiet_accept, &q);
+	assert_non_null(li);
+	/* Woken by an accept, waiting without a limit and with one
+	 * longer than the spell; then by a post from another thread. */
+	quiet_round(&q, &sa, -1);
+	quiet_round(&q, &sa, 5000);
+	quiet_round(&q, NULL, -1);
+	loop_listener_stop(&li);
+	close(lfd);
+	loop_free(&l);
+}
+
+static void test_quiet_then_timer(void **state)
+{
+	(void)state;
+	FOR_EACH_BACKEND(quiet_case);
+}
+
 static int ktls_install(int fd, int dir)
 {
 	struct tls12_crypto_info_aes_gcm_128 ci;
@@ -1974,6 +2105,7 @@ int main(void)
 		cmocka_unit_test(test_rx_stall),
 		cmocka_unit_test(test_free_open),
 		cmocka_unit_test(test_other_thread),
+		cmocka_unit_test(test_quiet_then_timer),
 		cmocka_unit_test(test_ktls_records),
 	};
 
