@@ -288,8 +288,8 @@ static int cmd_serve_run(const struct config *cfg)
 			goto out;
 		}
 	}
-	if (dovecot && cmd_serve_imap_new(cfg, &ds, acc, pool, throttle, &ev,
-					   &imap) < 0)
+	if (dovecot &&
+	    cmd_serve_imap_new(cfg, &ds, acc, pool, throttle, &ev, &imap) < 0)
 		goto out;
 	cmd_serve_settings(cfg, &st);
 	st.smtp = smtp;

@@ -163,9 +163,9 @@ static bool throttle_better_victim(const struct accounts_throttle_ent *e,
 
 /* Lock the bucket of @key in the IP (@acct false) or account table and
  * return its first entry; unlock with pthread_mutex_unlock(*@mtx_r). */
-static struct accounts_throttle_ent *
-throttle_lock(struct accounts_throttle *t, bool acct, uint64_t key,
-	      pthread_mutex_t **mtx_r)
+static struct accounts_throttle_ent *throttle_lock(struct accounts_throttle *t,
+						   bool acct, uint64_t key,
+						   pthread_mutex_t **mtx_r)
 {
 	unsigned base = (unsigned)key & t->mask & ~(THROTTLE_PROBES - 1);
 	unsigned stripe = (base / THROTTLE_PROBES) % THROTTLE_STRIPES;

@@ -45,7 +45,7 @@ struct imap_server {
 struct imap_worker {
 	struct imap_server *srv;
 	struct loop *loop;
-	unsigned id; /* loop_worker_id(loop) */
+	unsigned id;                                /* loop_worker_id(loop) */
 	struct imap_sess *users[IMAP_USER_BUCKETS]; /* logged in, by addr */
 	/* Delivery events from other threads (imap_server_delivered). */
 	pthread_mutex_t inbox_mtx;

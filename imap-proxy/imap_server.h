@@ -41,10 +41,10 @@ struct imap_server_opts {
 	uint64_t preauth_deadline_ms;
 	/* Login throttling shared with SMTP (NULL: the server's own). */
 	struct accounts_throttle *throttle;
-	struct accounts *accounts;    /* required */
-	struct pool *pool;            /* required */
-	unsigned dovecot_port;        /* Dovecot IMAP on 127.0.0.1 */
-	const char *dovecot_secret;   /* master-user secret (copied) */
+	struct accounts *accounts;  /* required */
+	struct pool *pool;          /* required */
+	unsigned dovecot_port;      /* Dovecot IMAP on 127.0.0.1 */
+	const char *dovecot_secret; /* master-user secret (copied) */
 	/* METADATA values (copied); NULL or "" is served as NIL. */
 	const char *iroh_relay;
 	const char *turn_secret; /* NULL: no /shared/vendor/deltachat/turn */

@@ -656,17 +656,16 @@ static void imap_auth_done(enum accounts_result res,
 	bool ok = res == ACCOUNTS_OK || res == ACCOUNTS_CREATED;
 
 	/* The verdict counts even if the client is gone meanwhile. */
-	accounts_throttle_release(w->srv->o.throttle,
-				  (struct sockaddr *)&s->peer, info->addr,
-				  ok ? ACCOUNTS_THROTTLE_SUCCESS
-				  : res == ACCOUNTS_TEMPFAIL
-					  ? ACCOUNTS_THROTTLE_CANCEL
-					  : ACCOUNTS_THROTTLE_FAILURE,
-				  loop_now_ms(w->loop), &s->auth_res);
+	accounts_throttle_release(
+		w->srv->o.throttle, (struct sockaddr *)&s->peer, info->addr,
+		ok                         ? ACCOUNTS_THROTTLE_SUCCESS
+		: res == ACCOUNTS_TEMPFAIL ? ACCOUNTS_THROTTLE_CANCEL
+					   : ACCOUNTS_THROTTLE_FAILURE,
+		loop_now_ms(w->loop), &s->auth_res);
 	if (s->c_closed || s->closing) {
 		log_info("imap auth user=<%s> result=%s from=%s (client gone)",
 			 info->addr,
-			 ok			    ? "ok"
+			 ok                         ? "ok"
 			 : res == ACCOUNTS_TEMPFAIL ? "tempfail"
 						    : "failed",
 			 s->ip);
@@ -1461,8 +1460,7 @@ static void imap_deadline(struct loop_timer *t, void *arg)
 		return;
 	log_conn(LOG_LV_INFO, conn_id(s->c),
 		 "imap preauth deadline from=%s state=%s after=%" PRIu64 "ms",
-		 s->ip, imap_st_names[s->st],
-		 s->w->srv->o.preauth_deadline_ms);
+		 s->ip, imap_st_names[s->st], s->w->srv->o.preauth_deadline_ms);
 	conn_set_close_reason(s->c, "preauth deadline");
 	if (s->st != IMAP_ST_TLS_WAIT)
 		imap_printf(s, "* BYE Login not completed in time.\r\n");
@@ -1496,8 +1494,8 @@ void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 	struct connlimit_key client;
 	int taken;
 
-	if (peer == NULL || getnameinfo(peer, peer_len, ip, sizeof(ip), NULL,
-					0, NI_NUMERICHOST) != 0)
+	if (peer == NULL || getnameinfo(peer, peer_len, ip, sizeof(ip), NULL, 0,
+					NI_NUMERICHOST) != 0)
 		snprintf(ip, sizeof(ip), "unknown");
 	if (atomic_fetch_add(&srv->conns, 1) >= srv->o.max_conns) {
 		atomic_fetch_sub(&srv->conns, 1);
@@ -1514,9 +1512,10 @@ void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 		log_warn("imap: too many connections from=%s "
 			 "(imap_max_connections_per_ip=%u)",
 			 ip, srv->o.max_conns_per_ip);
-		snprintf(bye, sizeof(bye),
-			 "* BYE [UNAVAILABLE] Too many connections from %s.\r\n",
-			 ip);
+		snprintf(
+			bye, sizeof(bye),
+			"* BYE [UNAVAILABLE] Too many connections from %s.\r\n",
+			ip);
 		imap_refuse(fd, c, implicit_tls, bye);
 		return;
 	}

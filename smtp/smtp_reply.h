@@ -35,17 +35,20 @@ struct smtp_reply_def {
 #define SMTP_R_HELP          214, "2.0.0", "Commands: %s" /* verb list */
 #define SMTP_R_SHUTDOWN      421, "4.3.0", "Server shutting down"
 #define SMTP_R_TIMEOUT       421, "4.4.2", "Error: timeout exceeded"
-/* smtp_preauth_deadline passed before AUTH/MAIL succeeded. */
-#define SMTP_R_PREAUTH_DEADLINE \
-	421, "4.4.2", "Error: login or transaction not started in time"
-/* One client over smtp_max_connections_per_ip (Postfix anvil's text;
- * the client's own address), and the server over max_smtp_connections
- * (busy for everyone: 4.3.2 system not accepting network messages). */
 #define SMTP_R_TOO_MANY_CONN 421, "4.7.0", "Error: too many connections from %s"
-#define SMTP_R_SERVER_BUSY   421, "4.3.2", "Error: too many connections"
 #define SMTP_R_TOO_MANY_ERR  421, "4.7.0", "Error: too many errors"
 #define SMTP_R_LOCAL_ERROR   421, "4.3.0", "Server local error"
 #define SMTP_R_OOM           421, "4.3.0", "Mail system error"
+
+/* Limits at connect (sent with the hostname before any session): one
+ * client over smtp_max_connections_per_ip gets SMTP_R_TOO_MANY_CONN
+ * (Postfix anvil's text, the client's own address); the server over
+ * max_smtp_connections is busy for everyone (4.3.2: system not accepting
+ * network messages). smtp_preauth_deadline passed before AUTH/MAIL
+ * succeeded. */
+#define SMTP_R_SERVER_BUSY 421, "4.3.2", "Error: too many connections"
+#define SMTP_R_PREAUTH_DEADLINE \
+	421, "4.4.2", "Error: login or transaction not started in time"
 
 /* EHLO keywords ringmail offers (issue 4): no SMTPUTF8, DSN, CHUNKING
  * or BINARYMIME, so smtp_addr refuses their parameters. AUTH only after

@@ -31,8 +31,9 @@
 
 /* A reply before any session exists, "421 4.7.0 <host> text", from an
  * SMTP_R_* of smtp_reply.h and its arguments. */
-#define SMTP_REFUSE_LINE(buf, host, ...) SMTP_REFUSE_LINE_(buf, host, __VA_ARGS__)
-#define SMTP_REFUSE_LINE_(buf, host, code, esc, fmt, ...)                  \
+#define SMTP_REFUSE_LINE(buf, host, ...) \
+	SMTP_REFUSE_LINE_(buf, host, __VA_ARGS__)
+#define SMTP_REFUSE_LINE_(buf, host, code, esc, fmt, ...)                   \
 	snprintf((buf), sizeof(buf), "%u %s %s " fmt "\r\n", (code), (esc), \
 		 (host), ##__VA_ARGS__)
 
@@ -64,8 +65,8 @@ struct smtp_conn {
 	struct connlimit_key client;
 	enum smtp_mode mode;
 	unsigned refs;
-	bool closed;  /* CLOSED seen */
-	bool closing; /* conn_close called */
+	bool closed;         /* CLOSED seen */
+	bool closing;        /* conn_close called */
 	bool counted_client; /* holds a per_ip slot */
 	bool auth_timer_armed;
 	char ip[INET6_ADDRSTRLEN];
@@ -293,13 +294,12 @@ static void smtp_auth_done(enum accounts_result res,
 		break;
 	}
 	/* The verdict counts even if the client is gone meanwhile. */
-	accounts_throttle_release(w->srv->o.throttle,
-				  (struct sockaddr *)&sc->peer, info->addr,
-				  r == SMTP_AUTH_RES_OK ? ACCOUNTS_THROTTLE_SUCCESS
-				  : r == SMTP_AUTH_RES_FAILED
-					  ? ACCOUNTS_THROTTLE_FAILURE
-					  : ACCOUNTS_THROTTLE_CANCEL,
-				  loop_now_ms(w->loop), &sc->auth_res);
+	accounts_throttle_release(
+		w->srv->o.throttle, (struct sockaddr *)&sc->peer, info->addr,
+		r == SMTP_AUTH_RES_OK       ? ACCOUNTS_THROTTLE_SUCCESS
+		: r == SMTP_AUTH_RES_FAILED ? ACCOUNTS_THROTTLE_FAILURE
+					    : ACCOUNTS_THROTTLE_CANCEL,
+		loop_now_ms(w->loop), &sc->auth_res);
 	log_info("%016" PRIx64 " smtp auth user=<%s> result=%s%s%s from=%s",
 		 sc->c != NULL ? conn_id(sc->c) : 0, info->addr,
 		 res == ACCOUNTS_CREATED       ? "created"

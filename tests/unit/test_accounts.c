@@ -1326,9 +1326,8 @@ static void test_throttle_reserve(void **state)
 	assert_int_equal(accounts_throttle_check(t, SA(a1), x, now + 1),
 			 ACCOUNTS_THROTTLE_REFUSE);
 	/* another client with the right password: not delayed */
-	assert_int_equal(accounts_throttle_reserve(t, SA(a2), x, now + 1,
-						   &res[299]),
-			 0);
+	assert_int_equal(
+		accounts_throttle_reserve(t, SA(a2), x, now + 1, &res[299]), 0);
 	accounts_throttle_release(t, SA(a2), x, ACCOUNTS_THROTTLE_SUCCESS,
 				  now + 2, &res[299]);
 	assert_false(res[299].held);
@@ -1387,8 +1386,7 @@ static void *throttle_thread_run(void *p)
 
 	for (unsigned i = 0; i < 1000; i++) {
 		if (accounts_throttle_reserve(a->t, SA(ip), NULL, 1000000,
-					      &res) !=
-		    ACCOUNTS_THROTTLE_REFUSE)
+					      &res) != ACCOUNTS_THROTTLE_REFUSE)
 			a->admitted++;
 	}
 	return NULL;
@@ -1408,9 +1406,9 @@ static void test_throttle_threads(void **state)
 	for (unsigned i = 0; i < 4; i++) {
 		a[i].t = t;
 		a[i].admitted = 0;
-		assert_int_equal(
-			pthread_create(&th[i], NULL, throttle_thread_run, &a[i]),
-			0);
+		assert_int_equal(pthread_create(&th[i], NULL,
+						throttle_thread_run, &a[i]),
+				 0);
 	}
 	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(pthread_join(th[i], NULL), 0);
