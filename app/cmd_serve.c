@@ -125,6 +125,7 @@ static char *cmd_serve_read_line(const char *path, const char *what)
 static int cmd_serve_imap_new(const struct config *cfg,
 			      const struct dovecot_settings *ds,
 			      struct accounts *acc, struct pool *pool,
+			      struct accounts_throttle *throttle,
 			      struct events *ev, struct imap_server **imap_r)
 {
 	char secret[DOVECOT_SECRET_LEN + 1];
@@ -157,6 +158,10 @@ static int cmd_serve_imap_new(const struct config *cfg,
 			.mail_domain_bare = cfg->mail_domain_bare,
 			.max_conns = (unsigned)cfg->max_imap_connections,
 			.preauth_timeout_ms = cfg->imap_preauth_timeout_ms,
+			.max_conns_per_ip =
+				(unsigned)cfg->imap_max_connections_per_ip,
+			.preauth_deadline_ms = cfg->imap_preauth_deadline_ms,
+			.throttle = throttle,
 			.accounts = acc,
 			.pool = pool,
 			.dovecot_port = (unsigned)cfg->dovecot_imap_port,
@@ -192,6 +197,8 @@ static int cmd_serve_run(const struct config *cfg)
 	struct accounts *acc = NULL;
 	struct pool *pool = NULL;
 	struct ratelimit *rate = NULL;
+	/* One login throttle for SMTP and IMAP, all workers. */
+	struct accounts_throttle *throttle = NULL;
 	struct smtp_server *smtp = NULL;
 	struct dkim_ctx *dkim = NULL;
 	struct dkim_signer *signer = NULL;
@@ -243,6 +250,11 @@ static int cmd_serve_run(const struct config *cfg)
 		log_err("serve: rate limiter: %s", strerror(-r));
 		goto out;
 	}
+	r = accounts_throttle_new(0, &throttle);
+	if (r < 0) {
+		log_err("serve: login throttle: %s", strerror(-r));
+		goto out;
+	}
 	r = dkim_ctx_new(&dkim);
 	if (r < 0) {
 		log_err("serve: libopendkim: %s", strerror(-r));
@@ -273,6 +285,10 @@ static int cmd_serve_run(const struct config *cfg)
 			.max_message_size = (uint64_t)cfg->max_message_size,
 			.max_conns = (unsigned)cfg->max_smtp_connections,
 			.timeout_ms = cfg->smtp_timeout_ms,
+			.max_conns_per_ip =
+				(unsigned)cfg->smtp_max_connections_per_ip,
+			.preauth_deadline_ms = cfg->smtp_preauth_deadline_ms,
+			.throttle = throttle,
 			.lmtp_socket = cfg->dovecot_lmtp_socket,
 			.accounts = acc,
 			.pool = pool,
@@ -290,7 +306,8 @@ static int cmd_serve_run(const struct config *cfg)
 			goto out;
 		}
 	}
-	if (dovecot && cmd_serve_imap_new(cfg, &ds, acc, pool, &ev, &imap) < 0)
+	if (dovecot &&
+	    cmd_serve_imap_new(cfg, &ds, acc, pool, throttle, &ev, &imap) < 0)
 		goto out;
 	cmd_serve_settings(cfg, &st);
 	st.smtp = smtp;
@@ -305,6 +322,7 @@ out:
 	imap_server_free(&imap);
 	events_fini(&ev); /* after every session that joined it */
 	ratelimit_free(&rate);
+	accounts_throttle_free(&throttle);
 	if (acc != NULL)
 		accounts_close(&acc);
 	if (dovecot) {

@@ -120,7 +120,9 @@ def main():
                      "max_load_1m = 1000\n"
                      "max_user_send_per_minute = 100000\n"
                      "max_user_send_burst_size = 100000",
-              extra="imap_hibernate_timeout = 1s\nimap_preauth_timeout = 3600s")
+              extra="imap_hibernate_timeout = 1s\nimap_preauth_timeout = 3600s\n"
+                    "imap_preauth_deadline = 3600s\n"
+                    "imap_max_connections_per_ip = 0")
     r.start()
     try:
         rcpt = "benchrcp1@example.org"

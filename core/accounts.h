@@ -3,8 +3,8 @@
  * limits, device tokens, brute-force throttling and the chatmail/relay
  * import.
  *
- * Threads. Every function below except the throttle ones is thread-safe
- * and BLOCKING: writes are LMDB write transactions fsync'd before they
+ * Threads. Every function below is thread-safe; all but the throttle
+ * ones are BLOCKING: writes are LMDB write transactions fsync'd before they
  * return, and authentication runs SHA512-crypt (a few ms). Call them on
  * a core/pool thread, never on a loop thread; loop threads use
  * accounts_authenticate_async(). Read-only lookups (accounts_lookup,
@@ -203,29 +203,57 @@ int accounts_tokens_remove(struct accounts *a, const char *addr,
 			   const char *token, size_t len);
 
 /* ---- brute-force throttling (accounts_throttle.c)
- * Pure memory, one instance per worker thread, no locks: use it only from
- * its worker's thread. Bounded: fixed tables, least recently used entries
- * are evicted. Policy:
+ * Pure memory, one instance shared by all workers of SMTP and IMAP;
+ * thread-safe (striped locks, no allocation after creation). Bounded:
+ * fixed tables, least recently used entries are evicted. Policy:
  *  - per client (IPv4 address, IPv6 /64): each failure doubles a delay,
  *    0.5 s .. 15 s, forgotten 15 min after the last failure; a success
  *    resets the delay. 10 failures within one 60 s window refuse every
  *    login from that client until the window ends (TEMPFAIL).
+ *  - an attempt counts as a failure from the moment it is reserved
+ *    (before its delay and its hash check) until it is released, so N
+ *    parallel attempts are throttled like N sequential ones.
  *  - per account: failures count too, but only delay clients that have
  *    failed themselves (delay = max(client, account)). A client with no
  *    recent failure is never delayed, so an attacker elsewhere cannot
  *    slow down or lock out the account's owner.
- * Sessions wait the delay (a loop timer) before authenticating, and
- * record WRONG_PASSWORD and REFUSED as failures (not TEMPFAIL). */
+ * Sessions reserve, wait the delay (a loop timer), authenticate, and
+ * release with the verdict: WRONG_PASSWORD and REFUSED are failures,
+ * TEMPFAIL or a client gone before the check cancels the reservation. */
 struct accounts_throttle;
 #define ACCOUNTS_THROTTLE_REFUSE (-1)
+/* One reserved attempt (filled by accounts_throttle_reserve). */
+struct accounts_throttle_res {
+	bool held;
+	uint64_t at_ms, win_start_ms;
+};
+enum accounts_throttle_outcome {
+	ACCOUNTS_THROTTLE_SUCCESS = 0,
+	ACCOUNTS_THROTTLE_FAILURE,
+	ACCOUNTS_THROTTLE_CANCEL, /* no verdict: tempfail, client gone */
+};
 /* @slots per table (rounded up to a power of 2; 0 = 4096). 0 or -errno. */
 int accounts_throttle_new(unsigned slots, struct accounts_throttle **t_r);
 void accounts_throttle_free(struct accounts_throttle **t);
 /* Milliseconds to wait before authenticating (0 = go now), or
- * ACCOUNTS_THROTTLE_REFUSE. @addr may be NULL (not yet known). */
+ * ACCOUNTS_THROTTLE_REFUSE; reserves nothing. @addr may be NULL. */
 int64_t accounts_throttle_check(struct accounts_throttle *t,
 				const struct sockaddr *ip, const char *addr,
 				uint64_t now_ms);
+/* As accounts_throttle_check, and unless REFUSE the attempt is counted
+ * as a failure of @ip at once: @res must then be released exactly once. */
+int64_t accounts_throttle_reserve(struct accounts_throttle *t,
+				  const struct sockaddr *ip, const char *addr,
+				  uint64_t now_ms,
+				  struct accounts_throttle_res *res);
+/* The verdict of a reserved attempt (@addr: the account tried, or NULL);
+ * a @res not held is ignored, so releasing twice is harmless. */
+void accounts_throttle_release(struct accounts_throttle *t,
+			       const struct sockaddr *ip, const char *addr,
+			       enum accounts_throttle_outcome outcome,
+			       uint64_t now_ms,
+			       struct accounts_throttle_res *res);
+/* A verdict without a reservation (@ok: success). */
 void accounts_throttle_record(struct accounts_throttle *t,
 			      const struct sockaddr *ip, const char *addr,
 			      bool ok, uint64_t now_ms);

@@ -89,6 +89,11 @@ struct config {
 	char *nocreate_file;
 	uint64_t smtp_timeout_ms;
 	uint64_t imap_preauth_timeout_ms;
+	/* From accept to AUTH/MAIL (SMTP) or login (IMAP), absolute. */
+	uint64_t smtp_preauth_deadline_ms, imap_preauth_deadline_ms;
+	/* Concurrent connections of one IPv4 address or IPv6 /64; 0 = no
+	 * cap (max_smtp_connections, max_imap_connections still hold). */
+	int smtp_max_connections_per_ip, imap_max_connections_per_ip;
 	uint64_t drain_timeout_ms;
 	uint64_t imap_hibernate_timeout_ms;
 	char *dkim_selector, *dkim_key_file;

@@ -575,6 +575,11 @@ const char *conn_close_reason(const struct conn *c)
 	return c->reason[0] != '\0' ? c->reason : "open";
 }
 
+void conn_set_close_reason(struct conn *c, const char *reason)
+{
+	conn_set_reason(c, reason);
+}
+
 uint64_t conn_bytes_in(const struct conn *c)
 {
 	return c->bytes_in;

@@ -85,6 +85,8 @@ bool conn_ktls_tx(const struct conn *c);
 bool conn_ktls_rx(const struct conn *c);
 /* Why the connection closed (e.g. "eof", "timeout", "tls: <reason>"). */
 const char *conn_close_reason(const struct conn *c);
+/* Say why before a conn_close (the first reason given is kept). */
+void conn_set_close_reason(struct conn *c, const char *reason);
 /* Totals for the disconnect log line. */
 uint64_t conn_bytes_in(const struct conn *c);
 uint64_t conn_bytes_out(const struct conn *c);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "core/accounts.h"
+#include "core/connlimit.h"
 #include "core/loop.h"
 #include "imap-proxy/imap_idle.h"
 #include "imap-proxy/imap_parse.h"
@@ -32,6 +33,8 @@ struct imap_server {
 	char secret[IMAP_SECRET_MAX];
 	struct sockaddr_in dovecot_addr;
 	atomic_uint conns;
+	struct connlimit *per_ip;
+	struct accounts_throttle *own_throttle; /* when o.throttle was NULL */
 	struct events *events; /* presence of logged-in users */
 	/* workers[], by loop_worker_id(): write-locked to add or remove a
 	 * worker, read-locked by delivery events on any thread. */
@@ -42,8 +45,7 @@ struct imap_server {
 struct imap_worker {
 	struct imap_server *srv;
 	struct loop *loop;
-	unsigned id; /* loop_worker_id(loop) */
-	struct accounts_throttle *throttle;
+	unsigned id;                                /* loop_worker_id(loop) */
 	struct imap_sess *users[IMAP_USER_BUCKETS]; /* logged in, by addr */
 	/* Delivery events from other threads (imap_server_delivered). */
 	pthread_mutex_t inbox_mtx;

@@ -55,7 +55,12 @@ int imap_server_new(const struct imap_server_opts *o, struct imap_server **s_r)
 	s->dovecot_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	atomic_init(&s->conns, 0);
 	pthread_rwlock_init(&s->workers_lock, NULL);
-	if (s->mail_domain == NULL || s->mail_domain_bare == NULL) {
+	if (s->o.throttle == NULL &&
+	    accounts_throttle_new(0, &s->own_throttle) == 0)
+		s->o.throttle = s->own_throttle;
+	if (s->mail_domain == NULL || s->mail_domain_bare == NULL ||
+	    s->o.throttle == NULL ||
+	    connlimit_new(s->o.max_conns, &s->per_ip) < 0) {
 		imap_server_free(&s);
 		return -ENOMEM;
 	}
@@ -79,6 +84,8 @@ void imap_server_free(struct imap_server **sp)
 	}
 	free(s->appversions);
 	free(s->privacy_mail);
+	connlimit_free(&s->per_ip);
+	accounts_throttle_free(&s->own_throttle);
 	pthread_rwlock_destroy(&s->workers_lock);
 	free(s);
 	*sp = NULL;
@@ -177,11 +184,6 @@ struct imap_worker *imap_worker_new(struct imap_server *s, struct loop *l)
 	w->loop = l;
 	w->id = loop_worker_id(l);
 	pthread_mutex_init(&w->inbox_mtx, NULL);
-	if (accounts_throttle_new(0, &w->throttle) < 0) {
-		pthread_mutex_destroy(&w->inbox_mtx);
-		free(w);
-		return NULL;
-	}
 	pthread_rwlock_wrlock(&s->workers_lock);
 	if (w->id < IMAP_WORKERS_MAX && s->workers[w->id] == NULL) {
 		s->workers[w->id] = w;
@@ -205,7 +207,6 @@ void imap_worker_free(struct imap_worker **wp)
 	if (w->id < IMAP_WORKERS_MAX && w->srv->workers[w->id] == w)
 		w->srv->workers[w->id] = NULL;
 	pthread_rwlock_unlock(&w->srv->workers_lock);
-	accounts_throttle_free(&w->throttle);
 	pthread_mutex_destroy(&w->inbox_mtx);
 	free(w);
 	*wp = NULL;

@@ -18,6 +18,7 @@
 #include "core/events.h"
 
 struct accounts;
+struct accounts_throttle;
 struct conn;
 struct loop;
 struct pool;
@@ -30,11 +31,21 @@ struct imap_server_opts {
 	const char *mail_domain;      /* required; the login domain */
 	const char *mail_domain_bare; /* TURN realm; NULL: mail_domain */
 	unsigned max_conns;           /* max_imap_connections; 0: 10000 */
-	uint64_t preauth_timeout_ms;  /* 0: 60 s */
-	struct accounts *accounts;    /* required */
-	struct pool *pool;            /* required */
-	unsigned dovecot_port;        /* Dovecot IMAP on 127.0.0.1 */
-	const char *dovecot_secret;   /* master-user secret (copied) */
+	/* imap_max_connections_per_ip: what one client (IPv4 address,
+	 * IPv6 /64) may hold at once; over it "* BYE" naming the client.
+	 * 0: no per-client cap. */
+	unsigned max_conns_per_ip;
+	uint64_t preauth_timeout_ms; /* idle, before login; 0: 60 s */
+	/* imap_preauth_deadline: from accept until the login is done,
+	 * however busy the client keeps the connection (TLS handshake
+	 * included). 0: none. */
+	uint64_t preauth_deadline_ms;
+	/* Login throttling shared with SMTP (NULL: the server's own). */
+	struct accounts_throttle *throttle;
+	struct accounts *accounts;  /* required */
+	struct pool *pool;          /* required */
+	unsigned dovecot_port;      /* Dovecot IMAP on 127.0.0.1 */
+	const char *dovecot_secret; /* master-user secret (copied) */
 	/* METADATA values (copied); NULL or "" is served as NIL. */
 	const char *iroh_relay;
 	const char *turn_secret; /* NULL: no /shared/vendor/deltachat/turn */

@@ -101,7 +101,11 @@ struct imap_sess {
 	size_t pass_len;
 	struct loop_timer auth_timer;
 	bool auth_timer_armed;
+	struct accounts_throttle_res auth_res;
+	struct loop_timer deadline; /* imap_preauth_deadline */
 	struct sockaddr_storage peer;
+	struct connlimit_key client;
+	bool counted_ip; /* holds a per_ip slot */
 	char ip[INET6_ADDRSTRLEN];
 	/* logged-in sessions of the worker, by address */
 	struct imap_sess *unext, **uprev;
@@ -283,6 +287,15 @@ static void imap_do_starttls(struct imap_sess *s, struct imap_args *a)
 static void imap_auth_done(enum accounts_result res,
 			   const struct accounts_auth_info *info, void *arg);
 
+/* The reserved attempt ends without a verdict. */
+static void imap_auth_cancel(struct imap_sess *s)
+{
+	accounts_throttle_release(s->w->srv->o.throttle,
+				  (struct sockaddr *)&s->peer, s->user,
+				  ACCOUNTS_THROTTLE_CANCEL,
+				  loop_now_ms(s->w->loop), &s->auth_res);
+}
+
 static void imap_auth_timer(struct loop_timer *t, void *arg)
 {
 	struct imap_sess *s = arg;
@@ -292,6 +305,7 @@ static void imap_auth_timer(struct loop_timer *t, void *arg)
 	(void)t;
 	s->auth_timer_armed = false;
 	if (s->c_closed || s->closing) {
+		imap_auth_cancel(s);
 		imap_unref(s);
 		return;
 	}
@@ -302,6 +316,7 @@ static void imap_auth_timer(struct loop_timer *t, void *arg)
 	free(s->pass);
 	s->pass = NULL;
 	if (r < 0) {
+		imap_auth_cancel(s);
 		imap_printf(s,
 			    "%s NO [UNAVAILABLE] Temporary authentication "
 			    "failure.\r\n",
@@ -338,9 +353,9 @@ static void imap_login_start(struct imap_sess *s, const char *user,
 	}
 	memcpy(s->user, user, user_len);
 	s->user[user_len] = '\0';
-	delay = accounts_throttle_check(w->throttle,
-					(struct sockaddr *)&s->peer, s->user,
-					loop_now_ms(w->loop));
+	delay = accounts_throttle_reserve(w->srv->o.throttle,
+					  (struct sockaddr *)&s->peer, s->user,
+					  loop_now_ms(w->loop), &s->auth_res);
 	if (delay == ACCOUNTS_THROTTLE_REFUSE) {
 		log_conn(LOG_LV_INFO, conn_id(s->c),
 			 "imap login user=<%s> result=throttled from=%s",
@@ -353,6 +368,7 @@ static void imap_login_start(struct imap_sess *s, const char *user,
 	}
 	s->pass = malloc(pass_len + 1);
 	if (s->pass == NULL) {
+		imap_auth_cancel(s);
 		imap_printf(s, "%s NO [UNAVAILABLE] Out of memory.\r\n",
 			    s->tag);
 		return;
@@ -639,14 +655,23 @@ static void imap_auth_done(enum accounts_result res,
 	struct imap_worker *w = s->w;
 	bool ok = res == ACCOUNTS_OK || res == ACCOUNTS_CREATED;
 
+	/* The verdict counts even if the client is gone meanwhile. */
+	accounts_throttle_release(
+		w->srv->o.throttle, (struct sockaddr *)&s->peer, info->addr,
+		ok                         ? ACCOUNTS_THROTTLE_SUCCESS
+		: res == ACCOUNTS_TEMPFAIL ? ACCOUNTS_THROTTLE_CANCEL
+					   : ACCOUNTS_THROTTLE_FAILURE,
+		loop_now_ms(w->loop), &s->auth_res);
 	if (s->c_closed || s->closing) {
+		log_info("imap auth user=<%s> result=%s from=%s (client gone)",
+			 info->addr,
+			 ok                         ? "ok"
+			 : res == ACCOUNTS_TEMPFAIL ? "tempfail"
+						    : "failed",
+			 s->ip);
 		imap_unref(s);
 		return;
 	}
-	if (res != ACCOUNTS_TEMPFAIL)
-		accounts_throttle_record(w->throttle,
-					 (struct sockaddr *)&s->peer,
-					 info->addr, ok, loop_now_ms(w->loop));
 	log_conn(LOG_LV_INFO, conn_id(s->c),
 		 "imap auth user=<%s> result=%s%s%s from=%s", info->addr,
 		 res == ACCOUNTS_CREATED    ? "created"
@@ -702,6 +727,7 @@ static void imap_dovecot_logged_in(struct imap_sess *s, const uint8_t *line,
 	imap_idle_init(&s->idle);
 	s->d_outstanding = 0;
 	conn_set_timeout(s->c, 0); /* Dovecot's autologout rules now */
+	loop_timer_disarm(s->w->loop, &s->deadline);
 	imap_user_register(s);
 	(void)accounts_touch_last_login_async(srv->o.accounts, srv->o.pool,
 					      s->user, (int64_t)time(NULL));
@@ -1393,6 +1419,11 @@ static void imap_c_ev(struct conn *c, enum conn_ev ev, void *arg)
 			atomic_fetch_sub(&s->w->srv->conns, 1);
 			s->counted = false;
 		}
+		if (s->counted_ip) {
+			connlimit_release(s->w->srv->per_ip, &s->client);
+			s->counted_ip = false;
+		}
+		loop_timer_disarm(s->w->loop, &s->deadline);
 		log_conn(LOG_LV_INFO, conn_id(c),
 			 "imap disconnect from=%s user=<%s> state=%s "
 			 "reason=\"%s\" cmds=%" PRIu64 " wakes=%" PRIu64
@@ -1406,6 +1437,7 @@ static void imap_c_ev(struct conn *c, enum conn_ev ev, void *arg)
 		if (s->auth_timer_armed) {
 			loop_timer_disarm(s->w->loop, &s->auth_timer);
 			s->auth_timer_armed = false;
+			imap_auth_cancel(s);
 			s->refs--; /* the timer's */
 		}
 		if (s->d != NULL)
@@ -1417,6 +1449,40 @@ static void imap_c_ev(struct conn *c, enum conn_ev ev, void *arg)
 	}
 }
 
+/* imap_preauth_deadline passed: counted from accept, whatever the client
+ * sent meanwhile (NOOPs, a handshake one byte at a time). */
+static void imap_deadline(struct loop_timer *t, void *arg)
+{
+	struct imap_sess *s = arg;
+
+	(void)t;
+	if (s->closing || s->c == NULL || s->st == IMAP_ST_RELAY)
+		return;
+	log_conn(LOG_LV_INFO, conn_id(s->c),
+		 "imap preauth deadline from=%s state=%s after=%" PRIu64 "ms",
+		 s->ip, imap_st_names[s->st], s->w->srv->o.preauth_deadline_ms);
+	conn_set_close_reason(s->c, "preauth deadline");
+	if (s->st != IMAP_ST_TLS_WAIT)
+		imap_printf(s, "* BYE Login not completed in time.\r\n");
+	imap_close(s);
+}
+
+/* Refuse a connection with @bye (NULL: none) before any session. */
+static void imap_refuse(int fd, struct conn *c, bool implicit_tls,
+			const char *bye)
+{
+	if (c != NULL) {
+		if (bye != NULL)
+			(void)conn_write(c, bye, strlen(bye));
+		conn_close(c, true);
+		return;
+	}
+	/* 993 cannot say why without a handshake: it just closes. */
+	if (!implicit_tls && bye != NULL)
+		(void)!write(fd, bye, strlen(bye));
+	close(fd);
+}
+
 void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 		     const struct sockaddr *peer, socklen_t peer_len,
 		     struct tls_ctx *tls, bool implicit_tls)
@@ -1424,43 +1490,57 @@ void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 	struct imap_server *srv = w->srv;
 	struct imap_sess *s;
 	static const char full[] = "* BYE Too many connections.\r\n";
+	char ip[INET6_ADDRSTRLEN], bye[128];
+	struct connlimit_key client;
+	int taken;
 
+	if (peer == NULL || getnameinfo(peer, peer_len, ip, sizeof(ip), NULL, 0,
+					NI_NUMERICHOST) != 0)
+		snprintf(ip, sizeof(ip), "unknown");
 	if (atomic_fetch_add(&srv->conns, 1) >= srv->o.max_conns) {
 		atomic_fetch_sub(&srv->conns, 1);
-		log_warn("imap: too many connections open=%u",
-			 atomic_load(&srv->conns));
-		if (c != NULL) {
-			(void)conn_write(c, full, sizeof(full) - 1);
-			conn_close(c, true);
-		} else {
-			if (!implicit_tls)
-				(void)!write(fd, full, sizeof(full) - 1);
-			close(fd);
-		}
+		log_warn("imap: too many connections "
+			 "(max_imap_connections=%u) refused from=%s",
+			 srv->o.max_conns, ip);
+		imap_refuse(fd, c, implicit_tls, full);
+		return;
+	}
+	client = connlimit_key_of(peer);
+	taken = connlimit_take(srv->per_ip, &client, srv->o.max_conns_per_ip);
+	if (taken == 0) {
+		atomic_fetch_sub(&srv->conns, 1);
+		log_warn("imap: too many connections from=%s "
+			 "(imap_max_connections_per_ip=%u)",
+			 ip, srv->o.max_conns_per_ip);
+		snprintf(
+			bye, sizeof(bye),
+			"* BYE [UNAVAILABLE] Too many connections from %s.\r\n",
+			ip);
+		imap_refuse(fd, c, implicit_tls, bye);
 		return;
 	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		atomic_fetch_sub(&srv->conns, 1);
-		if (c != NULL)
-			conn_close(c, false);
-		else
-			close(fd);
+		if (taken > 0)
+			connlimit_release(srv->per_ip, &client);
+		imap_refuse(fd, c, implicit_tls, NULL);
 		return;
 	}
 	s->w = w;
 	s->tls = implicit_tls ? NULL : tls;
 	s->refs = 1;
 	s->counted = true;
+	s->client = client;
+	s->counted_ip = taken > 0;
 	s->d_verdict = -1;
 	loop_timer_init(&s->auth_timer, imap_auth_timer, s);
+	loop_timer_init(&s->deadline, imap_deadline, s);
 	imap_parser_init(&s->cp, false, IMAP_PREAUTH_LINE_MAX);
 	imap_idle_init(&s->idle);
 	if (peer != NULL && peer_len <= sizeof(s->peer))
 		memcpy(&s->peer, peer, peer_len);
-	if (peer == NULL || getnameinfo(peer, peer_len, s->ip, sizeof(s->ip),
-					NULL, 0, NI_NUMERICHOST) != 0)
-		snprintf(s->ip, sizeof(s->ip), "unknown");
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
 	if (c != NULL) {
 		s->c = c;
 		conn_set_handler(c, imap_c_ev, s);
@@ -1479,11 +1559,16 @@ void imap_sess_start(struct imap_worker *w, int fd, struct conn *c,
 				IMAP_INPUT_MAX, imap_c_ev, s);
 		if (s->c == NULL) {
 			atomic_fetch_sub(&srv->conns, 1);
+			if (s->counted_ip)
+				connlimit_release(srv->per_ip, &s->client);
 			free(s);
 			return;
 		}
 	}
 	conn_set_timeout(s->c, srv->o.preauth_timeout_ms);
+	if (srv->o.preauth_deadline_ms > 0)
+		loop_timer_arm(w->loop, &s->deadline,
+			       srv->o.preauth_deadline_ms);
 	log_conn(LOG_LV_INFO, conn_id(s->c), "imap connect from=%s%s", s->ip,
 		 c != NULL      ? " tls=alpn"
 		 : implicit_tls ? " tls=implicit"

@@ -42,6 +42,16 @@ struct smtp_reply_def {
 /* 443 with ALPN "smtp" over TLS 1.2: 465 would refuse the handshake. */
 #define SMTP_R_TLS13_REQUIRED 421, "4.7.0", "Error: TLS 1.3 required"
 
+/* Limits at connect (sent with the hostname before any session): one
+ * client over smtp_max_connections_per_ip gets SMTP_R_TOO_MANY_CONN
+ * (Postfix anvil's text, the client's own address); the server over
+ * max_smtp_connections is busy for everyone (4.3.2: system not accepting
+ * network messages). smtp_preauth_deadline passed before AUTH/MAIL
+ * succeeded. */
+#define SMTP_R_SERVER_BUSY 421, "4.3.2", "Error: too many connections"
+#define SMTP_R_PREAUTH_DEADLINE \
+	421, "4.4.2", "Error: login or transaction not started in time"
+
 /* EHLO keywords ringmail offers (issue 4): no SMTPUTF8, DSN, CHUNKING
  * or BINARYMIME, so smtp_addr refuses their parameters. AUTH only after
  * TLS on submission, STARTTLS only before it. */

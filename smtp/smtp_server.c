@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 /* project */
 #include "core/accounts.h"
 #include "core/conn.h"
+#include "core/connlimit.h"
 #include "core/log.h"
 #include "core/proto.h"
 #include "core/ratelimit.h"
@@ -28,28 +28,27 @@
 #include "smtp/smtp_deliver.h"
 #include "smtp/smtp_reply.h"
 
-#define SMTP_CLIENT_BUCKETS 1024
-#define SMTP_INPUT_MAX      (64 * 1024)
+#define SMTP_INPUT_MAX (64 * 1024)
 
-struct smtp_client_count {
-	struct smtp_client_count *next;
-	unsigned n;
-	char ip[INET6_ADDRSTRLEN];
-};
+/* A reply before any session exists, "421 4.7.0 <host> text", from an
+ * SMTP_R_* of smtp_reply.h and its arguments. */
+#define SMTP_REFUSE_LINE(buf, host, ...) \
+	SMTP_REFUSE_LINE_(buf, host, __VA_ARGS__)
+#define SMTP_REFUSE_LINE_(buf, host, code, esc, fmt, ...)                   \
+	snprintf((buf), sizeof(buf), "%u %s %s " fmt "\r\n", (code), (esc), \
+		 (host), ##__VA_ARGS__)
 
 struct smtp_server {
 	struct smtp_server_opts o;
 	atomic_uint conns;
-	unsigned per_client;
-	pthread_mutex_t mtx; /* clients */
-	struct smtp_client_count *clients[SMTP_CLIENT_BUCKETS];
+	struct connlimit *per_ip;
+	struct accounts_throttle *own_throttle; /* when o.throttle was NULL */
 };
 
 struct smtp_worker {
 	struct smtp_server *srv;
 	struct loop *loop;
 	struct dkim_checker *dkim; /* NULL without srv->o.dkim */
-	struct accounts_throttle *throttle;
 	struct smtp_deliver_env denv;
 };
 
@@ -61,12 +60,15 @@ struct smtp_conn {
 	struct smtp_deliver_job *job;
 	struct dkim_check *dkim_job;
 	struct loop_timer auth_timer; /* throttle delay */
+	struct loop_timer deadline;   /* smtp_preauth_deadline */
+	struct accounts_throttle_res auth_res;
 	struct sockaddr_storage peer;
+	struct connlimit_key client;
 	enum smtp_mode mode;
 	unsigned refs;
-	bool closed;  /* CLOSED seen */
-	bool closing; /* conn_close called */
-	bool counted_client;
+	bool closed;         /* CLOSED seen */
+	bool closing;        /* conn_close called */
+	bool counted_client; /* holds a per_ip slot */
 	bool auth_timer_armed;
 	char ip[INET6_ADDRSTRLEN];
 	/* Credentials held across the throttle delay (wiped after). */
@@ -74,67 +76,6 @@ struct smtp_conn {
 	char pass[ACCOUNTS_PASSWORD_MAX + 1];
 	size_t pass_len;
 };
-
-/* ---- per-client connection counts (shared by all workers) ---- */
-
-static unsigned smtp_client_bucket(const char *ip)
-{
-	unsigned h = 5381;
-
-	for (; *ip != '\0'; ip++)
-		h = h * 33 + (unsigned char)*ip;
-	return h % SMTP_CLIENT_BUCKETS;
-}
-
-/* Count a connection from @ip; false when over the share. */
-static bool smtp_client_add(struct smtp_server *srv, const char *ip)
-{
-	struct smtp_client_count **pp, *e;
-	bool ok = true;
-
-	pthread_mutex_lock(&srv->mtx);
-	pp = &srv->clients[smtp_client_bucket(ip)];
-	for (e = *pp; e != NULL && strcmp(e->ip, ip) != 0; e = e->next)
-		;
-	if (e == NULL) {
-		e = calloc(1, sizeof(*e));
-		if (e == NULL) {
-			pthread_mutex_unlock(&srv->mtx);
-			return false;
-		}
-		snprintf(e->ip, sizeof(e->ip), "%s", ip);
-		e->next = *pp;
-		*pp = e;
-	}
-	if (e->n >= srv->per_client)
-		ok = false;
-	else
-		e->n++;
-	if (e->n == 0) {
-		*pp = e->next;
-		free(e);
-	}
-	pthread_mutex_unlock(&srv->mtx);
-	return ok;
-}
-
-static void smtp_client_del(struct smtp_server *srv, const char *ip)
-{
-	struct smtp_client_count **pp, *e;
-
-	pthread_mutex_lock(&srv->mtx);
-	for (pp = &srv->clients[smtp_client_bucket(ip)]; (e = *pp) != NULL;
-	     pp = &e->next) {
-		if (strcmp(e->ip, ip) != 0)
-			continue;
-		if (--e->n == 0) {
-			*pp = e->next;
-			free(e);
-		}
-		break;
-	}
-	pthread_mutex_unlock(&srv->mtx);
-}
 
 /* ---- server ---- */
 
@@ -154,9 +95,15 @@ int smtp_server_new(const struct smtp_server_opts *o, struct smtp_server **s_r)
 		s->o.hostname = o->mail_domain;
 	if (s->o.max_conns == 0)
 		s->o.max_conns = 1000;
-	s->per_client = s->o.max_conns / 5 > 0 ? s->o.max_conns / 5 : 1;
 	atomic_init(&s->conns, 0);
-	pthread_mutex_init(&s->mtx, NULL);
+	if (connlimit_new(s->o.max_conns, &s->per_ip) < 0 ||
+	    (s->o.throttle == NULL &&
+	     accounts_throttle_new(0, &s->own_throttle) < 0)) {
+		smtp_server_free(&s);
+		return -ENOMEM;
+	}
+	if (s->o.throttle == NULL)
+		s->o.throttle = s->own_throttle;
 	*s_r = s;
 	return 0;
 }
@@ -167,15 +114,8 @@ void smtp_server_free(struct smtp_server **sp)
 
 	if (s == NULL)
 		return;
-	for (unsigned i = 0; i < SMTP_CLIENT_BUCKETS; i++) {
-		while (s->clients[i] != NULL) {
-			struct smtp_client_count *e = s->clients[i];
-
-			s->clients[i] = e->next;
-			free(e);
-		}
-	}
-	pthread_mutex_destroy(&s->mtx);
+	connlimit_free(&s->per_ip);
+	accounts_throttle_free(&s->own_throttle);
 	free(s);
 	*sp = NULL;
 }
@@ -218,8 +158,7 @@ struct smtp_worker *smtp_worker_new(struct smtp_server *srv, struct loop *l)
 	w->denv.mail_domain = srv->o.mail_domain;
 	w->denv.max_message_size = srv->o.max_message_size;
 	w->denv.lmtp = lmtp_pool_new(l, &ls);
-	if (w->denv.lmtp == NULL ||
-	    accounts_throttle_new(0, &w->throttle) < 0) {
+	if (w->denv.lmtp == NULL) {
 		smtp_worker_free(&w);
 		return NULL;
 	}
@@ -249,7 +188,6 @@ void smtp_worker_free(struct smtp_worker **wp)
 		lmtp_pool_free(&w->denv.lmtp);
 	smtp_deliver_env_drop(&w->denv);
 	dkim_checker_free(&w->dkim);
-	accounts_throttle_free(&w->throttle);
 	free(w);
 	*wp = NULL;
 }
@@ -273,6 +211,8 @@ static void smtp_conn_close(struct smtp_conn *sc)
 	conn_close(sc->c, true);
 }
 
+static void smtp_conn_proved(struct smtp_conn *sc);
+
 static void smtp_conn_pump(struct smtp_conn *sc)
 {
 	enum smtp_session_action act;
@@ -285,6 +225,8 @@ static void smtp_conn_pump(struct smtp_conn *sc)
 	used = smtp_session_input(sc->s, buf_head(in), in->len, &act);
 	if (used > 0)
 		conn_consume(sc->c, used);
+	if (loop_timer_armed(&sc->deadline) && smtp_session_proved(sc->s))
+		smtp_conn_proved(sc);
 	switch (act) {
 	case SMTP_ACT_CLOSE:
 		smtp_conn_close(sc);
@@ -300,6 +242,30 @@ static void smtp_conn_pump(struct smtp_conn *sc)
 	case SMTP_ACT_READ:
 		break;
 	}
+}
+
+/* AUTH succeeded or a MAIL was accepted: no pre-auth deadline now. */
+static void smtp_conn_proved(struct smtp_conn *sc)
+{
+	loop_timer_disarm(sc->w->loop, &sc->deadline);
+}
+
+/* smtp_preauth_deadline passed: counted from accept, whatever the
+ * client sent meanwhile (NOOPs, a handshake one byte at a time). */
+static void smtp_conn_deadline(struct loop_timer *t, void *arg)
+{
+	struct smtp_conn *sc = arg;
+
+	(void)t;
+	if (sc->closing || sc->closed)
+		return;
+	log_info("%016" PRIx64 " smtp preauth deadline from=%s after=%" PRIu64
+		 "ms",
+		 conn_id(sc->c), sc->ip, sc->w->srv->o.preauth_deadline_ms);
+	conn_set_close_reason(sc->c, "preauth deadline");
+	if (sc->s != NULL)
+		smtp_session_preauth_deadline(sc->s);
+	smtp_conn_close(sc);
 }
 
 /* ---- session ops ---- */
@@ -318,10 +284,6 @@ static void smtp_auth_done(enum accounts_result res,
 	struct smtp_worker *w = sc->w;
 	enum smtp_auth_result r;
 
-	if (sc->closed || sc->closing) {
-		smtp_conn_unref(sc);
-		return;
-	}
 	switch (res) {
 	case ACCOUNTS_OK:
 	case ACCOUNTS_CREATED:
@@ -334,20 +296,39 @@ static void smtp_auth_done(enum accounts_result res,
 		r = SMTP_AUTH_RES_FAILED;
 		break;
 	}
-	if (res != ACCOUNTS_TEMPFAIL)
-		accounts_throttle_record(
-			w->throttle, (struct sockaddr *)&sc->peer, info->addr,
-			r == SMTP_AUTH_RES_OK, loop_now_ms(w->loop));
-	log_info("%016" PRIx64 " smtp auth user=<%s> result=%s%s%s",
-		 conn_id(sc->c), info->addr,
+	/* The verdict counts even if the client is gone meanwhile. */
+	accounts_throttle_release(
+		w->srv->o.throttle, (struct sockaddr *)&sc->peer, info->addr,
+		r == SMTP_AUTH_RES_OK       ? ACCOUNTS_THROTTLE_SUCCESS
+		: r == SMTP_AUTH_RES_FAILED ? ACCOUNTS_THROTTLE_FAILURE
+					    : ACCOUNTS_THROTTLE_CANCEL,
+		loop_now_ms(w->loop), &sc->auth_res);
+	log_info("%016" PRIx64 " smtp auth user=<%s> result=%s%s%s from=%s",
+		 sc->c != NULL ? conn_id(sc->c) : 0, info->addr,
 		 res == ACCOUNTS_CREATED       ? "created"
 		 : r == SMTP_AUTH_RES_OK       ? "ok"
 		 : r == SMTP_AUTH_RES_TEMPFAIL ? "tempfail"
 					       : "failed",
-		 info->reason[0] != '\0' ? " reason=" : "", info->reason);
+		 info->reason[0] != '\0' ? " reason=" : "", info->reason,
+		 sc->ip);
+	if (sc->closed || sc->closing) {
+		smtp_conn_unref(sc);
+		return;
+	}
 	smtp_session_auth_done(sc->s, r, info->addr, info->reason);
+	if (r == SMTP_AUTH_RES_OK)
+		smtp_conn_proved(sc);
 	smtp_conn_pump(sc);
 	smtp_conn_unref(sc); /* the authentication's reference */
+}
+
+/* The reserved attempt ends without a verdict. */
+static void smtp_auth_cancel(struct smtp_conn *sc)
+{
+	accounts_throttle_release(sc->w->srv->o.throttle,
+				  (struct sockaddr *)&sc->peer, sc->user,
+				  ACCOUNTS_THROTTLE_CANCEL,
+				  loop_now_ms(sc->w->loop), &sc->auth_res);
 }
 
 /* Runs the authentication with the reference the throttle timer held. */
@@ -361,6 +342,7 @@ static void smtp_auth_timer(struct loop_timer *t, void *arg)
 	sc->auth_timer_armed = false;
 	if (sc->closed || sc->closing) {
 		explicit_bzero(sc->pass, sizeof(sc->pass));
+		smtp_auth_cancel(sc);
 		smtp_conn_unref(sc);
 		return;
 	}
@@ -369,6 +351,7 @@ static void smtp_auth_timer(struct loop_timer *t, void *arg)
 					sc->pass_len, smtp_auth_done, sc);
 	explicit_bzero(sc->pass, sizeof(sc->pass));
 	if (r < 0) {
+		smtp_auth_cancel(sc);
 		smtp_session_auth_done(sc->s, SMTP_AUTH_RES_TEMPFAIL, "",
 				       "service unavailable");
 		smtp_conn_pump(sc);
@@ -386,11 +369,15 @@ static int smtp_op_auth(void *io, const char *user, const char *pass,
 	if (strlen(user) > ACCOUNTS_ADDR_MAX ||
 	    pass_len > ACCOUNTS_PASSWORD_MAX)
 		return -EINVAL;
-	delay = accounts_throttle_check(w->throttle,
-					(struct sockaddr *)&sc->peer, user,
-					loop_now_ms(w->loop));
-	if (delay == ACCOUNTS_THROTTLE_REFUSE)
+	delay = accounts_throttle_reserve(w->srv->o.throttle,
+					  (struct sockaddr *)&sc->peer, user,
+					  loop_now_ms(w->loop), &sc->auth_res);
+	if (delay == ACCOUNTS_THROTTLE_REFUSE) {
+		log_info("%016" PRIx64 " smtp auth user=<%s> result=throttled "
+			 "from=%s",
+			 conn_id(sc->c), user, sc->ip);
 		return -EAGAIN;
+	}
 	snprintf(sc->user, sizeof(sc->user), "%s", user);
 	memcpy(sc->pass, pass, pass_len);
 	sc->pass_len = pass_len;
@@ -535,7 +522,7 @@ static void smtp_conn_closed(struct smtp_conn *sc)
 	/* The slot is free before the line says so: whoever reads the
 	 * disconnect line may connect again at once. */
 	if (sc->counted_client)
-		smtp_client_del(srv, sc->ip);
+		connlimit_release(srv->per_ip, &sc->client);
 	atomic_fetch_sub(&srv->conns, 1);
 	log_info("%016" PRIx64 " smtp disconnect from=%s reason=%s%s%s "
 		 "in=%" PRIu64 " out=%" PRIu64,
@@ -545,8 +532,10 @@ static void smtp_conn_closed(struct smtp_conn *sc)
 	if (sc->auth_timer_armed) {
 		loop_timer_disarm(sc->w->loop, &sc->auth_timer);
 		sc->auth_timer_armed = false;
+		smtp_auth_cancel(sc);
 		sc->refs--; /* the timer's; the conn's goes below */
 	}
+	loop_timer_disarm(sc->w->loop, &sc->deadline);
 	sc->c = NULL;
 	smtp_conn_unref(sc);
 }
@@ -591,6 +580,41 @@ static void smtp_conn_ev(struct conn *c, enum conn_ev ev, void *arg)
 	}
 }
 
+/* Admit a connection from @sc->peer: false (and @line holds the reply,
+ * "" if none) when the server or the client is over its limit. */
+static bool smtp_conn_admit(struct smtp_conn *sc, char *line, size_t line_len)
+{
+	struct smtp_server *srv = sc->w->srv;
+	unsigned open = atomic_fetch_add(&srv->conns, 1);
+	char buf[200];
+	int r;
+
+	line[0] = '\0';
+	if (open >= srv->o.max_conns) {
+		atomic_fetch_sub(&srv->conns, 1);
+		log_warn("smtp: too many connections (max_smtp_connections=%u) "
+			 "refused from=%s",
+			 srv->o.max_conns, sc->ip);
+		SMTP_REFUSE_LINE(buf, srv->o.hostname, SMTP_R_SERVER_BUSY);
+		snprintf(line, line_len, "%s", buf);
+		return false;
+	}
+	sc->client = connlimit_key_of((const struct sockaddr *)&sc->peer);
+	r = connlimit_take(srv->per_ip, &sc->client, srv->o.max_conns_per_ip);
+	if (r == 0) {
+		atomic_fetch_sub(&srv->conns, 1);
+		log_warn("smtp: too many connections from=%s "
+			 "(smtp_max_connections_per_ip=%u)",
+			 sc->ip, srv->o.max_conns_per_ip);
+		SMTP_REFUSE_LINE(buf, srv->o.hostname, SMTP_R_TOO_MANY_CONN,
+				 sc->ip);
+		snprintf(line, line_len, "%s", buf);
+		return false;
+	}
+	sc->counted_client = r > 0;
+	return true;
+}
+
 /* Serve @fd, or with @fd -1 the handed-over @c (TLS done). */
 static void smtp_conn_start(struct smtp_worker *w, int fd, struct conn *c,
 			    const struct sockaddr *peer, socklen_t peer_len,
@@ -599,9 +623,7 @@ static void smtp_conn_start(struct smtp_worker *w, int fd, struct conn *c,
 {
 	struct smtp_server *srv = w->srv;
 	struct smtp_conn *sc;
-	char line[160];
-	bool over;
-	int n;
+	char line[256];
 
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL) {
@@ -616,33 +638,21 @@ static void smtp_conn_start(struct smtp_worker *w, int fd, struct conn *c,
 	sc->tls = tls;
 	sc->refs = 1;
 	loop_timer_init(&sc->auth_timer, smtp_auth_timer, sc);
+	loop_timer_init(&sc->deadline, smtp_conn_deadline, sc);
 	if (peer != NULL && peer_len <= sizeof(sc->peer))
 		memcpy(&sc->peer, peer, peer_len);
 	if (peer == NULL || getnameinfo(peer, peer_len, sc->ip, sizeof(sc->ip),
 					NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(sc->ip, sizeof(sc->ip), "unknown");
 
-	over = atomic_fetch_add(&srv->conns, 1) >= srv->o.max_conns;
-	if (!over && !smtp_peer_is_loopback(&sc->peer)) {
-		over = !smtp_client_add(srv, sc->ip);
-		sc->counted_client = !over;
-	}
-	if (over && (c != NULL || !implicit_tls)) {
+	if (!smtp_conn_admit(sc, line, sizeof(line))) {
 		/* Postfix answers 421 before closing; with implicit TLS
-		 * there is no cheap way to say it. */
-		n = snprintf(line, sizeof(line),
-			     "421 4.7.0 %s Error: too many "
-			     "connections from %s\r\n",
-			     srv->o.hostname, sc->ip);
-		if (n > 0 && c != NULL)
-			(void)conn_write(c, line, (size_t)n);
-		else if (n > 0)
-			(void)!write(fd, line, (size_t)n);
-	}
-	if (over) {
-		log_warn("smtp: too many connections from=%s open=%u", sc->ip,
-			 atomic_load(&srv->conns));
-		atomic_fetch_sub(&srv->conns, 1);
+		 * there is no cheap way to say it before the handshake
+		 * (an adopted connection has had its handshake). */
+		if (line[0] != '\0' && c != NULL)
+			(void)conn_write(c, line, strlen(line));
+		else if (line[0] != '\0' && !implicit_tls)
+			(void)!write(fd, line, strlen(line));
 		if (c != NULL)
 			conn_close(c, true);
 		else
@@ -657,12 +667,15 @@ static void smtp_conn_start(struct smtp_worker *w, int fd, struct conn *c,
 				     SMTP_INPUT_MAX, smtp_conn_ev, sc);
 	if (sc->c == NULL) {
 		if (sc->counted_client)
-			smtp_client_del(srv, sc->ip);
+			connlimit_release(srv->per_ip, &sc->client);
 		atomic_fetch_sub(&srv->conns, 1);
 		free(sc);
 		return;
 	}
 	conn_set_timeout(sc->c, srv->o.timeout_ms);
+	if (srv->o.preauth_deadline_ms > 0)
+		loop_timer_arm(w->loop, &sc->deadline,
+			       srv->o.preauth_deadline_ms);
 	log_info("%016" PRIx64 " smtp connect from=%s mode=%s%s",
 		 conn_id(sc->c), sc->ip,
 		 mode == SMTP_MODE_MX ? "mx" : "submission",

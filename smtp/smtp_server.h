@@ -16,6 +16,7 @@
 #include "smtp/smtp_session.h"
 
 struct accounts;
+struct accounts_throttle;
 struct conn;
 struct proto;
 struct dkim_ctx;
@@ -29,11 +30,22 @@ struct smtp_server_opts {
 	const char *hostname;    /* greeting/EHLO; NULL: mail_domain */
 	const char *mail_domain; /* required */
 	uint64_t max_message_size;
-	/* max_smtp_connections: open SMTP connections in all; one client
-	 * address may hold a fifth of them (Postfix
-	 * smtpd_client_connection_count_limit), loopback exempt. */
+	/* max_smtp_connections: open SMTP connections in all (0: 1000);
+	 * over it: 421 4.3.2 "too many connections". */
 	unsigned max_conns;
-	uint64_t timeout_ms;       /* idle timeout (smtp_timeout) */
+	/* smtp_max_connections_per_ip: what one client (IPv4 address,
+	 * IPv6 /64) may hold at once, like Postfix's
+	 * smtpd_client_connection_count_limit; over it: 421 4.7.0 naming
+	 * the client. 0: no per-client cap. */
+	unsigned max_conns_per_ip;
+	uint64_t timeout_ms; /* idle timeout (smtp_timeout) */
+	/* smtp_preauth_deadline: from accept until AUTH succeeds
+	 * (submission) or a MAIL is accepted (MX), however busy the
+	 * client keeps the connection (TLS handshake included); then 421
+	 * 4.4.2 and close. 0: none. */
+	uint64_t preauth_deadline_ms;
+	/* Login throttling shared with IMAP (NULL: the server's own). */
+	struct accounts_throttle *throttle;
 	const char *lmtp_socket;   /* Dovecot's LMTP unix socket */
 	struct accounts *accounts; /* required */
 	struct pool *pool;         /* required: authentication runs there */

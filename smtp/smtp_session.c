@@ -1123,6 +1123,19 @@ void smtp_session_timeout(struct smtp_session *s)
 	smtp_flush(s);
 }
 
+void smtp_session_preauth_deadline(struct smtp_session *s)
+{
+	smtp_reply(s, SMTP_R_PREAUTH_DEADLINE);
+	smtp_enter_state(s, SMTP_ST_CLOSING);
+	s->act = SMTP_ACT_CLOSE;
+	smtp_flush(s);
+}
+
+bool smtp_session_proved(const struct smtp_session *s)
+{
+	return s->authed || s->n_ok[SMTP_VERB_MAIL] > 0;
+}
+
 void smtp_session_shutdown(struct smtp_session *s)
 {
 	smtp_reply(s, SMTP_R_SHUTDOWN);

@@ -141,6 +141,10 @@ void smtp_session_dkim_done(struct smtp_session *s, int dkim_result,
 /* The idle timeout passed: 421 and SMTP_ACT_CLOSE semantics (the driver
  * closes after the write). */
 void smtp_session_timeout(struct smtp_session *s);
+/* The pre-auth deadline passed: 421 4.4.2 (the driver closes after). */
+void smtp_session_preauth_deadline(struct smtp_session *s);
+/* The client has authenticated, or had a MAIL accepted. */
+bool smtp_session_proved(const struct smtp_session *s);
 /* The server is shutting down: 421 (the driver closes after it). */
 void smtp_session_shutdown(struct smtp_session *s);
 

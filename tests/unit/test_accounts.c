@@ -1238,6 +1238,140 @@ static void test_throttle_bounded(void **state)
 	assert_null(t);
 }
 
+/* Issue 11 item 8: parallel attempts reserve their failure before the
+ * hash check, so 300 at once from one client get no more checks than
+ * the window allows; a success elsewhere is not slowed; a reservation
+ * without a verdict (tempfail, client gone) is given back. */
+static void test_throttle_reserve(void **state)
+{
+	struct accounts_throttle *t = NULL;
+	struct accounts_throttle_res res[300];
+	struct sockaddr_storage a1 = ip_of("192.0.2.1");
+	struct sockaddr_storage m1 = ip_of("::ffff:192.0.2.1");
+	struct sockaddr_storage a2 = ip_of("192.0.2.2");
+	const char *x = "victimxxx@" DOMAIN;
+	uint64_t now = 7000000;
+	unsigned admitted = 0, refused = 0;
+	int64_t d, prev = -1;
+
+	(void)state;
+	assert_int_equal(accounts_throttle_new(0, &t), 0);
+	/* 300 at once (the IPv4-mapped form is the same client) */
+	for (unsigned i = 0; i < 300; i++) {
+		d = accounts_throttle_reserve(t, i % 2 ? SA(m1) : SA(a1), x,
+					      now, &res[i]);
+		if (d == ACCOUNTS_THROTTLE_REFUSE) {
+			assert_false(res[i].held);
+			refused++;
+			continue;
+		}
+		assert_true(res[i].held);
+		/* each waits longer than the one before, as if in turn */
+		assert_true(d > prev || d == 15000);
+		prev = d;
+		admitted++;
+	}
+	print_message("  300 parallel: %u admitted (last delay %lld ms), "
+		      "%u refused\n",
+		      admitted, (long long)prev, refused);
+	assert_int_equal(admitted, 10);
+	assert_int_equal(refused, 290);
+	/* while they are in flight nothing more gets through */
+	assert_int_equal(accounts_throttle_check(t, SA(a1), x, now + 1),
+			 ACCOUNTS_THROTTLE_REFUSE);
+	/* another client with the right password: not delayed */
+	assert_int_equal(
+		accounts_throttle_reserve(t, SA(a2), x, now + 1, &res[299]), 0);
+	accounts_throttle_release(t, SA(a2), x, ACCOUNTS_THROTTLE_SUCCESS,
+				  now + 2, &res[299]);
+	assert_false(res[299].held);
+	assert_int_equal(accounts_throttle_check(t, SA(a2), x, now + 3), 0);
+	/* the verdicts come: all wrong */
+	for (unsigned i = 0; i < 10; i++)
+		accounts_throttle_release(t, SA(a1), x,
+					  ACCOUNTS_THROTTLE_FAILURE,
+					  now + 100 + i, &res[i]);
+	/* releasing twice is harmless */
+	accounts_throttle_release(t, SA(a1), x, ACCOUNTS_THROTTLE_SUCCESS,
+				  now + 200, &res[0]);
+	assert_int_equal(accounts_throttle_check(t, SA(a1), x, now + 300),
+			 ACCOUNTS_THROTTLE_REFUSE);
+	/* after the window: admitted again (delayed: it has failed), and a
+	 * correct password resets the delay */
+	now += 60000 + 1;
+	d = accounts_throttle_reserve(t, SA(a1), "ownaccxxx@" DOMAIN, now,
+				      &res[0]);
+	assert_int_equal(d, 15000);
+	accounts_throttle_release(t, SA(a1), "ownaccxxx@" DOMAIN,
+				  ACCOUNTS_THROTTLE_SUCCESS, now + d, &res[0]);
+	assert_int_equal(accounts_throttle_check(t, SA(a1), "ownaccxxx@" DOMAIN,
+						 now + d + 1),
+			 0);
+	accounts_throttle_free(&t);
+
+	/* a cancelled reservation is given back: 10 in flight, all
+	 * cancelled (tempfail, or the clients left during their delay),
+	 * and the client is neither refused nor delayed */
+	assert_int_equal(accounts_throttle_new(0, &t), 0);
+	now = 9000000;
+	for (unsigned i = 0; i < 10; i++)
+		assert_true(accounts_throttle_reserve(t, SA(a1), x, now,
+						      &res[i]) >= 0);
+	assert_int_equal(accounts_throttle_check(t, SA(a1), x, now),
+			 ACCOUNTS_THROTTLE_REFUSE);
+	for (unsigned i = 0; i < 10; i++)
+		accounts_throttle_release(t, SA(a1), x,
+					  ACCOUNTS_THROTTLE_CANCEL, now + 1,
+					  &res[i]);
+	assert_int_equal(accounts_throttle_check(t, SA(a1), x, now + 2), 0);
+	accounts_throttle_free(&t);
+}
+
+struct throttle_thread {
+	struct accounts_throttle *t;
+	unsigned admitted;
+};
+
+static void *throttle_thread_run(void *p)
+{
+	struct throttle_thread *a = p;
+	struct sockaddr_storage ip = ip_of("203.0.113.9");
+	struct accounts_throttle_res res;
+
+	for (unsigned i = 0; i < 1000; i++) {
+		if (accounts_throttle_reserve(a->t, SA(ip), NULL, 1000000,
+					      &res) != ACCOUNTS_THROTTLE_REFUSE)
+			a->admitted++;
+	}
+	return NULL;
+}
+
+/* One instance shared by worker threads: the window limit holds across
+ * all of them together. */
+static void test_throttle_threads(void **state)
+{
+	struct throttle_thread a[4];
+	pthread_t th[4];
+	struct accounts_throttle *t = NULL;
+	unsigned total = 0;
+
+	(void)state;
+	assert_int_equal(accounts_throttle_new(0, &t), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		a[i].t = t;
+		a[i].admitted = 0;
+		assert_int_equal(pthread_create(&th[i], NULL,
+						throttle_thread_run, &a[i]),
+				 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		total += a[i].admitted;
+	}
+	assert_int_equal(total, 10);
+	accounts_throttle_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1260,6 +1394,8 @@ int main(void)
 		cmocka_unit_test(test_async),
 		cmocka_unit_test(test_throttle),
 		cmocka_unit_test(test_throttle_bounded),
+		cmocka_unit_test(test_throttle_reserve),
+		cmocka_unit_test(test_throttle_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
