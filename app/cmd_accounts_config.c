@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* project */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/config.h"
 
 int cmd_accounts_config(const char *path, struct config *cfg,

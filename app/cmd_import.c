@@ -14,7 +14,7 @@
 
 /* project */
 #include "app/cmds.h"
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/config.h"
 
 /* TODO: read data_dir and mail_domain from chatmail.ini with

@@ -14,7 +14,7 @@
 
 /* project */
 #include "app/serve.h"
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/config.h"
 #include "core/events.h"
 #include "core/log.h"

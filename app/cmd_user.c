@@ -13,7 +13,7 @@
 
 /* project */
 #include "app/cmds.h"
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/config.h"
 
 /* TODO: read data_dir, mail_domain and the account limits from

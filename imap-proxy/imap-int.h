@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/connlimit.h"
 #include "core/loop.h"
 #include "imap-proxy/imap_idle.h"

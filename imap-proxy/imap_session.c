@@ -28,7 +28,7 @@
 #include <openssl/hmac.h>
 
 /* project */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/auth/sasl_plain.h"
 #include "core/conn.h"
 #include "core/events.h"

@@ -24,7 +24,7 @@
 #include <openssl/rand.h>
 
 /* project */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/log.h"
 #include "smtp/smtp_bounce.h"
 #include "smtp/smtp_rewrite.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /* project */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/conn.h"
 #include "core/connlimit.h"
 #include "core/log.h"

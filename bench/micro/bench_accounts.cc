@@ -27,7 +27,7 @@
 #include <vector>
 
 extern "C" {
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 #include "core/log.h"
 }
 

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 /* project */
-#include "core/accounts-int.h"
-#include "core/accounts.h"
+#include "core/accounts/accounts-int.h"
+#include "core/accounts/accounts.h"
 #include "core/kv.h"
 #include "core/log.h"
 #include "core/loop.h"

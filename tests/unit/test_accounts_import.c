@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 /* project */
-#include "core/accounts-int.h"
-#include "core/accounts.h"
+#include "core/accounts/accounts-int.h"
+#include "core/accounts/accounts.h"
 
 #define DOMAIN "example.org"
 #define NOW    ((int64_t)1750000000)

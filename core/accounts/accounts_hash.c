@@ -1,8 +1,8 @@
-/* core/accounts_hash: chatmail's password hashes. chatmail stores
+/* core/accounts/accounts_hash: chatmail's password hashes. chatmail stores
  * "{SHA512-CRYPT}" + crypt(pw, METHOD_SHA512): "$6$", a 16-character salt
  * from the crypt alphabet, default 5000 rounds (so no "rounds=" field).
  * libxcrypt's crypt_gensalt_rn("$6$", 5000) gives exactly that form. */
-#include "core/accounts-int.h"
+#include "core/accounts/accounts-int.h"
 
 /* system */
 #include <crypt.h>

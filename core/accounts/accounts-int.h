@@ -1,9 +1,10 @@
-/* core/accounts-int: private layouts shared by core/accounts*.c and the
- * accounts unit tests. Nothing else may include this header. */
+/* core/accounts/accounts-int: private layouts shared by the files of
+ * core/accounts/ and the accounts unit tests. Nothing else may include
+ * this header. */
 #ifndef RINGMAIL_CORE_ACCOUNTS_INT_H
 #define RINGMAIL_CORE_ACCOUNTS_INT_H
 
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 
 /* project */
 #include "core/kv.h"
@@ -20,12 +21,16 @@ struct accounts {
 	char *path;
 };
 
+/* A usable key: @addr non-empty and at most ACCOUNTS_ADDR_MAX octets;
+ * *len_r = strlen(@addr) (0 for NULL). */
+bool accounts_key(const char *addr, size_t *len_r);
 /* In a kv transaction: 0, -ENOENT, or -errno (-EPROTO for a record
  * this version cannot read). */
 int accounts_record_get_txn(struct accounts *a, struct kv_txn *txn,
 			    const char *addr, struct accounts_record *r);
 int accounts_record_put_txn(struct accounts *a, struct kv_txn *txn,
 			    const char *addr, const struct accounts_record *r);
+/* ---- accounts_tokens.c */
 /* Merge one token (accounts_tokens_add semantics); *changed_r set. 0 or
  * -errno. */
 int accounts_tokens_add_txn(struct accounts *a, struct kv_txn *txn,

@@ -1,10 +1,10 @@
-/* core/accounts_rules: who may log in, and who may be created (spec C.1,
+/* core/accounts/accounts_rules: who may log in, and who may be created (spec C.1,
  * C.2). Login names pass Dovecot's checks first (auth_username_chars,
  * then auth_username_format = %Lu), then chatmail's lookup filter
  * (address ends with "@<mail_domain>", no '/'), then, for a new address
  * only, chatmail's is_allowed_to_create and has_sufficient_resources in
  * their order. */
-#include "core/accounts-int.h"
+#include "core/accounts/accounts-int.h"
 
 /* system */
 #include <errno.h>

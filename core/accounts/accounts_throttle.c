@@ -1,4 +1,4 @@
-/* core/accounts_throttle: brute-force throttling of logins, in memory,
+/* core/accounts/accounts_throttle: brute-force throttling of logins, in memory,
  * one instance shared by every worker of SMTP and IMAP (the policy is in
  * accounts.h). Two fixed-size tables, one keyed by client (IPv4 address
  * or IPv6 /64, core/connlimit's key, so hopping inside one's own prefix
@@ -8,7 +8,7 @@
  * THROTTLE_PROBES entries (a full bucket evicts its least recently
  * failed entry), and each bucket is guarded by one of THROTTLE_STRIPES
  * locks, never more than one held at a time. */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 
 /* system */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* core/accounts_import: import a chatmail/relay mailboxes directory.
+/* core/accounts/accounts_import: import a chatmail/relay mailboxes directory.
  *
  * chatmail keeps each account in <mailboxes_dir>/<addr>/: "password" (the
  * "{SHA512-CRYPT}$6$..." hash, no newline; empty = no account; its mtime
@@ -7,7 +7,7 @@
  * legacy {"devicetoken": ["t1", ...]} (H.2). Accounts are parsed outside
  * any transaction and applied in batches, one fsync per batch; a crash
  * mid-way is repaired by running the import again (it is idempotent). */
-#include "core/accounts.h"
+#include "core/accounts/accounts.h"
 
 /* system */
 #include <dirent.h>
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 /* project */
-#include "core/accounts-int.h"
+#include "core/accounts/accounts-int.h"
 #include "core/kv.h"
 #include "core/log.h"
 
