@@ -16,8 +16,8 @@
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
-#include "smtp/dovecot_conf.h"
-#include "smtp/dovecot_run.h"
+#include "core/dovecot/dovecot_conf.h"
+#include "core/dovecot/dovecot_run.h"
 
 #define CMD_DOVECOT_START_MS 20000
 #define CMD_DOVECOT_STOP_MS  10000

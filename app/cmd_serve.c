@@ -23,9 +23,9 @@
 #include "filter/dkim.h"
 #include "imap-proxy/imap_appversions.h"
 #include "imap-proxy/imap_server.h"
-#include "smtp/dovecot_conf.h"
-#include "smtp/dovecot_run.h"
-#include "smtp/dovecot_sup.h"
+#include "core/dovecot/dovecot_conf.h"
+#include "core/dovecot/dovecot_run.h"
+#include "core/dovecot/dovecot_sup.h"
 #include "smtp/smtp_server.h"
 
 #define CMD_SERVE_DOVECOT_START_MS 20000

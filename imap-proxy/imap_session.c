@@ -31,6 +31,7 @@
 #include "core/accounts/accounts.h"
 #include "core/auth/sasl_plain.h"
 #include "core/conn.h"
+#include "core/dovecot/dovecot_login.h"
 #include "core/events.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -44,8 +45,6 @@
 #define IMAP_HOLD_MAX            16384
 #define IMAP_META_CMD_MAX        16384
 #define IMAP_SEND_HIGH           (256 * 1024)
-#define IMAP_DOVECOT_USER_SEP    "*"
-#define IMAP_DOVECOT_MASTER      "ringmail"
 #define IMAP_LOGIN_TAG           "rm.login"
 #define IMAP_ID_TAG              "rm.id"
 #define IMAP_TURN_VALID_S        (5 * 86400)
@@ -754,7 +753,7 @@ static void imap_dovecot_line(struct imap_sess *s, const uint8_t *line,
 			cmd, sizeof(cmd),
 			IMAP_ID_TAG
 			" ID (\"x-originating-ip\" \"%s\")\r\n" IMAP_LOGIN_TAG
-			" LOGIN \"%s" IMAP_DOVECOT_USER_SEP IMAP_DOVECOT_MASTER
+			" LOGIN \"%s" DOVECOT_MASTER_SEP DOVECOT_MASTER_USER
 			"\" \"%s\"\r\n",
 			s->ip, s->user, srv->secret);
 		if (n > 0 && (size_t)n < sizeof(cmd))

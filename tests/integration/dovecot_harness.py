@@ -1,6 +1,6 @@
 """A private stock Dovecot for integration tests (Python standard library
 only). The configuration is ringmail's own (`ringmail dovecot start`, from
-smtp/dovecot_conf.c), so tests exercise exactly what production runs:
+core/dovecot/dovecot_conf.c), so tests exercise exactly what production runs:
 LMTP on a unix socket, IMAP on 127.0.0.1 behind the master-user secret,
 static userdb, maildir, quota, hibernation. Everything lives in a fresh
 temporary directory; only the Dovecot started here is ever stopped (by the

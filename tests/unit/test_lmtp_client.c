@@ -31,8 +31,8 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "smtp/dovecot_conf.h"
-#include "smtp/dovecot_run.h"
+#include "core/dovecot/dovecot_conf.h"
+#include "core/dovecot/dovecot_run.h"
 #include "smtp/lmtp_client.h"
 #include "testutil.h"
 

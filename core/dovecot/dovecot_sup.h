@@ -1,15 +1,15 @@
-/* smtp/dovecot_sup: keep ringmail's private Dovecot running. The master
- * runs in the foreground as our child; a supervisor thread of its own
+/* core/dovecot/dovecot_sup: keep ringmail's private Dovecot running. The
+ * master runs in the foreground as our child; a supervisor thread of its own
  * (never a loop thread) waits for its exit on a pidfd, logs it, clears
  * what it left behind, and starts it again with back-off: 100 ms, doubled
  * on each quick failure up to 10 s, back to 100 ms once it stayed up for
  * 10 s. A clean stop ends Dovecot and never restarts it. */
-#ifndef RINGMAIL_SMTP_DOVECOT_SUP_H
-#define RINGMAIL_SMTP_DOVECOT_SUP_H
+#ifndef RINGMAIL_CORE_DOVECOT_SUP_H
+#define RINGMAIL_CORE_DOVECOT_SUP_H
 
 #include <stdint.h>
 
-#include "smtp/dovecot_conf.h"
+#include "core/dovecot/dovecot_conf.h"
 
 #define DOVECOT_SUP_BACKOFF_MIN_MS 100
 #define DOVECOT_SUP_BACKOFF_MAX_MS 10000

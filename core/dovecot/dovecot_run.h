@@ -1,14 +1,14 @@
-/* smtp/dovecot_run: start and stop ringmail's private Dovecot (its own
- * base_dir, so a system Dovecot is never touched). Blocking: for start-up,
+/* core/dovecot/dovecot_run: start and stop ringmail's private Dovecot (its
+ * own base_dir, so a system Dovecot is never touched). Blocking: for start-up,
  * shutdown, commands and tests, never on a loop thread. */
-#ifndef RINGMAIL_SMTP_DOVECOT_RUN_H
-#define RINGMAIL_SMTP_DOVECOT_RUN_H
+#ifndef RINGMAIL_CORE_DOVECOT_RUN_H
+#define RINGMAIL_CORE_DOVECOT_RUN_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "smtp/dovecot_conf.h"
+#include "core/dovecot/dovecot_conf.h"
 
 /* The dovecot binary: $RINGMAIL_DOVECOT_BIN, else /usr/sbin/dovecot. */
 const char *dovecot_run_binary(void);

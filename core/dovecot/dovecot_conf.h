@@ -1,20 +1,17 @@
-/* smtp/dovecot_conf: the Dovecot configuration ringmail generates for its
- * private stock Dovecot (spec G): LMTP on a unix socket, IMAP on loopback
- * behind a master-user secret, static userdb, maildir, quota, hibernation.
- * Start-up code only: it may block (getpwnam, file writes). */
-#ifndef RINGMAIL_SMTP_DOVECOT_CONF_H
-#define RINGMAIL_SMTP_DOVECOT_CONF_H
+/* core/dovecot/dovecot_conf: the Dovecot configuration ringmail generates
+ * for its private stock Dovecot (spec G): LMTP on a unix socket, IMAP on
+ * loopback behind a master-user secret, static userdb, maildir, quota,
+ * hibernation. Start-up code only: it may block (getpwnam, file writes). */
+#ifndef RINGMAIL_CORE_DOVECOT_CONF_H
+#define RINGMAIL_CORE_DOVECOT_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-/* The master user ringmail authenticates as ("<addr>*ringmail", or
- * SASL PLAIN with authzid <addr> and authcid "ringmail"). */
-#define DOVECOT_MASTER_USER "ringmail"
-/* Hex characters in a master secret (256 random bits). */
-#define DOVECOT_SECRET_LEN        64
+#include "core/dovecot/dovecot_login.h"
+
 #define DOVECOT_IMAP_PORT_DEFAULT 10143
 
 struct dovecot_settings {

@@ -1,4 +1,4 @@
-/* smtp/dovecot_sup: the Dovecot supervisor thread.
+/* core/dovecot/dovecot_sup: the Dovecot supervisor thread.
  *
  * One thread per supervisor waits in poll(2) on the master's pidfd and an
  * eventfd that asks it to stop. When the master exits, the thread reaps
@@ -8,7 +8,7 @@
  * the stale master.pid and starts it again after the back-off delay. A
  * restart that fails doubles the delay and tries again. Without pidfds
  * (kernels before 5.3) it polls every 50 ms instead. */
-#include "smtp/dovecot_sup.h"
+#include "core/dovecot/dovecot_sup.h"
 
 /* system */
 #include <errno.h>
@@ -28,7 +28,7 @@
 
 /* project */
 #include "core/log.h"
-#include "smtp/dovecot_run.h"
+#include "core/dovecot/dovecot_run.h"
 
 #define DOVECOT_SUP_POLL_MS    50
 #define DOVECOT_SUP_GROUP_TERM 2000 /* leftovers: SIGTERM, then SIGKILL */

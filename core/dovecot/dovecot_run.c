@@ -1,8 +1,8 @@
-/* smtp/dovecot_run: fork/exec dovecot (daemonizing, or in the foreground
- * as our child for the supervisor), poll its LMTP socket, stop it by the
- * pid in its own master.pid (checked to be a dovecot process), clear what
- * a dead master left in its process group. */
-#include "smtp/dovecot_run.h"
+/* core/dovecot/dovecot_run: fork/exec dovecot (daemonizing, or in the
+ * foreground as our child for the supervisor), poll its LMTP socket, stop
+ * it by the pid in its own master.pid (checked to be a dovecot process),
+ * clear what a dead master left in its process group. */
+#include "core/dovecot/dovecot_run.h"
 
 /* system */
 #include <dirent.h>
