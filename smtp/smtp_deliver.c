@@ -27,7 +27,7 @@
 #include "core/accounts/accounts.h"
 #include "core/log.h"
 #include "smtp/smtp_bounce.h"
-#include "smtp/smtp_rewrite.h"
+#include "filter/rewrite.h"
 #include "smtp/smtp_spool.h"
 
 /* The original header section kept for a bounce. */
@@ -480,8 +480,7 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		j->lmtp_rcpts[j->n_lmtp++] = j->rcpts[i];
 	}
 	/* The rewrite ends with the header section: the rest is as is. */
-	size = smtp_rewrite_size(hdr, hdr_len, d->rewrite_flags) + j->len -
-	       hdr_len;
+	size = rewrite_size(hdr, hdr_len, d->rewrite_flags) + j->len - hdr_len;
 	if (env->max_message_size != 0 && size > env->max_message_size) {
 		smtp_deliver_set(j, SMTP_R_TOO_BIG);
 		loop_timer_arm(env->loop, &j->timer, 0);
@@ -513,8 +512,8 @@ int smtp_deliver_start(struct smtp_deliver_env *env, uint64_t conn_id,
 		return 0;
 	}
 	/* A failure shows up in the results. */
-	r = smtp_rewrite_headers(hdr, hdr_len, d->rewrite_flags,
-				 smtp_deliver_out, j->txn);
+	r = rewrite_headers(hdr, hdr_len, d->rewrite_flags, smtp_deliver_out,
+			    j->txn);
 	if (mem != NULL) {
 		/* In memory (at most the spool threshold, well within
 		 * LMTP's 4 x body_high): all of it now. */

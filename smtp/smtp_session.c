@@ -22,7 +22,7 @@
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_reply.h"
-#include "smtp/smtp_rewrite.h"
+#include "filter/rewrite.h"
 #include "smtp/smtp_spool.h"
 
 /* Replies queue up to this before a flush is forced (Postfix flushes a
@@ -918,9 +918,9 @@ static void smtp_deliver_msg(struct smtp_session *s, const struct e2ee_facts *f,
 	d.spool = &s->spool;
 	d.msg = smtp_spool_mem(&s->spool);
 	d.len = (size_t)smtp_spool_size(&s->spool);
-	d.rewrite_flags = SMTP_REWRITE_LMTP;
+	d.rewrite_flags = REWRITE_LMTP;
 	if (d.submission)
-		d.rewrite_flags |= SMTP_REWRITE_SUBMISSION;
+		d.rewrite_flags |= REWRITE_SUBMISSION;
 	smtp_enter_state(s, SMTP_ST_WAIT_DELIVER);
 	if (s->ops->deliver(s->io, &d) < 0) {
 		smtp_enter_state(s, SMTP_ST_MAIL);

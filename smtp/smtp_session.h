@@ -70,7 +70,7 @@ struct smtp_delivery {
 	const struct smtp_spool *spool;
 	const uint8_t *msg;
 	size_t len;
-	unsigned rewrite_flags; /* SMTP_REWRITE_* to apply on the way */
+	unsigned rewrite_flags; /* REWRITE_* to apply on the way */
 };
 
 /* What the driver provides. All are called on the session's thread and

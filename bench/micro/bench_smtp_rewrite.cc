@@ -1,9 +1,9 @@
 // bench/micro/bench_smtp_rewrite: the SMTP server's per-message header
 // work and the LMTP reply parser (Google Benchmark).
-//  - Rewrite: smtp_rewrite_headers over a Delta Chat-shaped PGP/MIME
+//  - Rewrite: rewrite_headers over a Delta Chat-shaped PGP/MIME
 //    message (header section of ~1 KB with Received, X-Mailer, Subject,
 //    Autocrypt, DKIM-Signature; 4 KB or 64 KB of armor after it), with
-//    the submission flags, the LMTP flags and both; messages/s. smtp_rewrite_size (the pre-pass that sizes the output)
+//    the submission flags, the LMTP flags and both; messages/s. rewrite_size (the pre-pass that sizes the output)
 //    is measured separately.
 //  - LmtpReply: lmtp_parse_reply over Dovecot's replies to one LMTP
 //    transaction (LHLO multiline, MAIL, RCPT, DATA, final), whole and
@@ -17,7 +17,7 @@
 
 extern "C" {
 #include "smtp/lmtp_parse.h"
-#include "smtp/smtp_rewrite.h"
+#include "filter/rewrite.h"
 }
 
 namespace
@@ -84,9 +84,8 @@ void BM_Rewrite(benchmark::State &state)
 	size_t out = 0;
 
 	for (auto _ : state) {
-		if (smtp_rewrite_headers(
-			    reinterpret_cast<const uint8_t *>(m.data()),
-			    m.size(), flags, sink, &out) != 0)
+		if (rewrite_headers(reinterpret_cast<const uint8_t *>(m.data()),
+				    m.size(), flags, sink, &out) != 0)
 			state.SkipWithError("rewrite failed");
 	}
 	benchmark::DoNotOptimize(out);
@@ -96,19 +95,19 @@ void BM_Rewrite(benchmark::State &state)
 }
 BENCHMARK(BM_Rewrite)
 	->ArgNames({"octets", "flags"})
-	->Args({4096, SMTP_REWRITE_SUBMISSION})
-	->Args({4096, SMTP_REWRITE_LMTP})
-	->Args({4096, SMTP_REWRITE_SUBMISSION | SMTP_REWRITE_LMTP})
-	->Args({65536, SMTP_REWRITE_SUBMISSION | SMTP_REWRITE_LMTP});
+	->Args({4096, REWRITE_SUBMISSION})
+	->Args({4096, REWRITE_LMTP})
+	->Args({4096, REWRITE_SUBMISSION | REWRITE_LMTP})
+	->Args({65536, REWRITE_SUBMISSION | REWRITE_LMTP});
 
 void BM_RewriteSize(benchmark::State &state)
 {
 	const std::string m = make_message(static_cast<size_t>(state.range(0)));
 
 	for (auto _ : state)
-		benchmark::DoNotOptimize(smtp_rewrite_size(
+		benchmark::DoNotOptimize(rewrite_size(
 			reinterpret_cast<const uint8_t *>(m.data()), m.size(),
-			SMTP_REWRITE_SUBMISSION | SMTP_REWRITE_LMTP));
+			REWRITE_SUBMISSION | REWRITE_LMTP));
 	state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_RewriteSize)->Arg(4096);

@@ -1,6 +1,6 @@
-/* smtp/smtp_rewrite: one walk over the header section, field by field;
+/* filter/rewrite: one walk over the header section, field by field;
  * a field to drop or replace ends the current pass-through span. */
-#include "smtp/smtp_rewrite.h"
+#include "filter/rewrite.h"
 
 /* system */
 #include <stdbool.h>
@@ -19,12 +19,12 @@ struct smtp_rw_name {
 };
 
 static const struct smtp_rw_name smtp_rw_drop[] = {
-	{"received", SMTP_REWRITE_SUBMISSION | SMTP_REWRITE_LMTP},
-	{"x-originating-ip", SMTP_REWRITE_SUBMISSION},
-	{"x-mailer", SMTP_REWRITE_SUBMISSION},
-	{"user-agent", SMTP_REWRITE_SUBMISSION},
-	{"dkim-signature", SMTP_REWRITE_LMTP},
-	{"authentication-results", SMTP_REWRITE_LMTP},
+	{"received", REWRITE_SUBMISSION | REWRITE_LMTP},
+	{"x-originating-ip", REWRITE_SUBMISSION},
+	{"x-mailer", REWRITE_SUBMISSION},
+	{"user-agent", REWRITE_SUBMISSION},
+	{"dkim-signature", REWRITE_LMTP},
+	{"authentication-results", REWRITE_LMTP},
 };
 
 static const char smtp_rw_subject_crlf[] = "Subject: [...]\r\n";
@@ -58,7 +58,7 @@ static enum smtp_rw_action smtp_rw_classify(const uint8_t *m, size_t n,
 	while (name_len > 0 &&
 	       (m[name_len - 1] == ' ' || m[name_len - 1] == '\t'))
 		name_len--;
-	if ((flags & SMTP_REWRITE_SUBMISSION) && name_len == 7 &&
+	if ((flags & REWRITE_SUBMISSION) && name_len == 7 &&
 	    strncasecmp((const char *)m, "subject", 7) == 0)
 		return SMTP_RW_SUBJECT;
 	for (size_t i = 0; i < sizeof(smtp_rw_drop) / sizeof(smtp_rw_drop[0]);
@@ -74,7 +74,7 @@ static enum smtp_rw_action smtp_rw_classify(const uint8_t *m, size_t n,
 
 /* The walk; with @out NULL it only counts. */
 static int smtp_rw_walk(const uint8_t *m, size_t len, unsigned flags,
-			smtp_rewrite_out_fn *out, void *ctx, uint64_t *size_r)
+			rewrite_out_fn *out, void *ctx, uint64_t *size_r)
 {
 	size_t i = 0, span = 0, end, fend;
 	uint64_t size = 0;
@@ -130,15 +130,15 @@ static int smtp_rw_walk(const uint8_t *m, size_t len, unsigned flags,
 	return 0;
 }
 
-int smtp_rewrite_headers(const uint8_t *msg, size_t len, unsigned flags,
-			 smtp_rewrite_out_fn *out, void *ctx)
+int rewrite_headers(const uint8_t *msg, size_t len, unsigned flags,
+		    rewrite_out_fn *out, void *ctx)
 {
 	uint64_t size;
 
 	return smtp_rw_walk(msg, len, flags, out, ctx, &size);
 }
 
-uint64_t smtp_rewrite_size(const uint8_t *msg, size_t len, unsigned flags)
+uint64_t rewrite_size(const uint8_t *msg, size_t len, unsigned flags)
 {
 	uint64_t size = 0;
 
