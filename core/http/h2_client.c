@@ -25,6 +25,7 @@ struct h2c {
 	struct h2c_stream *streams; /* open, in no particular order */
 	unsigned nstreams, max_streams;
 	bool dead, goaway_recv, goaway_sent;
+	bool settings_recv; /* the server's first SETTINGS came */
 	uint8_t *out;
 	size_t out_len;
 	char reason[128];
@@ -139,6 +140,10 @@ static int h2c_on_frame_recv(nghttp2_session *session,
 		break;
 	case NGHTTP2_GOAWAY:
 		h->goaway_recv = true;
+		break;
+	case NGHTTP2_SETTINGS:
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+			h->settings_recv = true;
 		break;
 	default:
 		break;
@@ -463,6 +468,10 @@ bool h2c_can_submit(const struct h2c *h)
 		return false;
 	if (nghttp2_session_get_next_stream_id(h->s) > H2C_LAST_STREAM)
 		return false;
+	/* Until the server said how many streams it takes, one: a lone
+	 * request does not wait, a burst does not overrun its limit. */
+	if (!h->settings_recv)
+		return h->nstreams == 0;
 	peer = nghttp2_session_get_remote_settings(
 		h->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	return h->nstreams < peer && h->nstreams < h->max_streams;
@@ -477,6 +486,11 @@ bool h2c_alive(const struct h2c *h)
 {
 	return !h->dead && (nghttp2_session_want_read(h->s) ||
 			    nghttp2_session_want_write(h->s));
+}
+
+bool h2c_settings_known(const struct h2c *h)
+{
+	return h->settings_recv;
 }
 
 bool h2c_going_away(const struct h2c *h)

@@ -102,13 +102,16 @@ void h2c_cancel(struct h2c *h, struct h2c_stream *s);
 void h2c_abort(struct h2c *h, int err, const char *reason);
 /* Start a graceful close: GOAWAY(NO_ERROR), no new streams. */
 void h2c_goaway(struct h2c *h);
-/* Can one more stream be opened now? */
+/* Can one more stream be opened now? (Before the server's first
+ * SETTINGS only one stream is opened.) */
 bool h2c_can_submit(const struct h2c *h);
 /* Open streams, and whether the session is still usable at all (no
  * fatal error, not both sides done). */
 unsigned h2c_open_streams(const struct h2c *h);
 bool h2c_alive(const struct h2c *h);
 bool h2c_going_away(const struct h2c *h);
+/* Has the server's first SETTINGS frame come? */
+bool h2c_settings_known(const struct h2c *h);
 /* Why the session died ("" when alive). */
 const char *h2c_reason(const struct h2c *h);
 

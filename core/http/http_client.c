@@ -85,6 +85,7 @@ struct hc_conn {
 	unsigned naddrs, addr_idx;
 	unsigned requests;
 	int err; /* why it failed, set before conn_close */
+	uint64_t id; /* of the current conn, for log lines */
 	char reason[192];
 	char addr_str[64];
 };
@@ -484,7 +485,7 @@ static const char *hc_conn_proto(const struct hc_conn *hc)
 
 static uint64_t hc_conn_log_id(const struct hc_conn *hc)
 {
-	return hc->c != NULL ? conn_id(hc->c) : 0;
+	return hc->id;
 }
 
 static unsigned hc_conn_inflight(const struct hc_conn *hc)
@@ -905,6 +906,8 @@ static void hc_conn_start_connect(struct hc_conn *hc)
 			     tls != NULL ? o->host : NULL,
 			     cl->opts.max_header_bytes + 64 * 1024,
 			     hc_conn_event, hc);
+	if (hc->c != NULL)
+		hc->id = conn_id(hc->c);
 	if (hc->c == NULL) {
 		snprintf(hc->reason, sizeof(hc->reason), "connect: %s",
 			 strerror(errno != 0 ? errno : ENOMEM));
@@ -1007,6 +1010,10 @@ static void hc_origin_pump(struct loop_timer *t, void *arg)
 			continue;
 		}
 		if (hc->h2) {
+			/* Its capacity is not known before the server's
+			 * SETTINGS: count it as still connecting. */
+			if (hc->h2c != NULL && !h2c_settings_known(hc->h2c))
+				connecting++;
 			if (hc->h2c == NULL || !h2c_can_submit(hc->h2c))
 				continue;
 			while (o->qhead != NULL && h2c_can_submit(hc->h2c)) {
