@@ -226,7 +226,7 @@ static size_t hc_h1_line(const uint8_t *data, size_t len, size_t *line_len_r)
 int hc_h1_parse(struct hc_h1 *p, const uint8_t *data, size_t len,
 		size_t *used_r)
 {
-	size_t off = 0, adv, ll, n;
+	size_t off = 0, adv, ll, n, lim;
 	const uint8_t *l;
 	int r;
 
@@ -241,28 +241,24 @@ int hc_h1_parse(struct hc_h1 *p, const uint8_t *data, size_t len,
 		case HC_H1_TRAILERS:
 		case HC_H1_CHUNK_SIZE:
 		case HC_H1_CHUNK_END:
+			lim = p->st == HC_H1_CHUNK_SIZE ||
+					      p->st == HC_H1_CHUNK_END
+				      ? HC_H1_CHUNK_LINE_MAX
+				      : p->resp->hdr_max - p->resp->hdr_bytes;
 			adv = hc_h1_line(d, avail, &ll);
 			if (adv == 0) {
-				size_t lim = p->st == HC_H1_CHUNK_SIZE ||
-							     p->st ==
-								     HC_H1_CHUNK_END
-						     ? HC_H1_CHUNK_LINE_MAX
-						     : p->resp->hdr_max -
-							       p->resp->hdr_bytes;
-
-				if (avail > lim)
+				/* +1: the CR of a line whose LF is to come. */
+				if (avail > lim + 1)
 					return hc_h1_fail(
 						p, -EMSGSIZE,
 						"response line too long");
 				*used_r = off;
 				return HC_H1_AGAIN;
 			}
-			l = d;
-			if (p->st != HC_H1_CHUNK_SIZE &&
-			    p->st != HC_H1_CHUNK_END &&
-			    ll > p->resp->hdr_max - p->resp->hdr_bytes)
+			if (ll > lim)
 				return hc_h1_fail(p, -EMSGSIZE,
-						  "response fields too large");
+						  "response line too long");
+			l = d;
 			if (p->st == HC_H1_STATUS) {
 				/* RFC 9112 2.2: empty lines before the status
 				 * line are ignored (each counted). */
