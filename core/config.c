@@ -201,6 +201,7 @@ static const struct config_key config_keys[] = {
 	R("dkim_key_file", dkim_key_file, CFG_STR,
 	  "/etc/dkimkeys/opendkim.private", 0, 0),
 	R("dns_server", dns_server, CFG_STR, "", 0, 0),
+	R("tls_trust_file", tls_trust_file, CFG_STR, "", 0, 0),
 	R("push_url", push_url, CFG_STR,
 	  "https://notifications.delta.chat/notify", 0, 0),
 	R("turn_secret_file", turn_secret_file, CFG_STR, "", 0, 0),

@@ -98,6 +98,9 @@ struct config {
 	uint64_t imap_hibernate_timeout_ms;
 	char *dkim_selector, *dkim_key_file;
 	char *dns_server; /* "" = /etc/resolv.conf */
+	/* PEM CA certificates trusted by outbound TLS (HTTP client, SMTP
+	 * to peers) besides the system store; "" = the system store only. */
+	char *tls_trust_file;
 	char *push_url;
 	char *turn_secret_file;
 	char *appversions_file;

@@ -53,7 +53,9 @@ struct dns_query {
 	struct dns_resolver *r;
 	struct dns_query *next, **pprev;
 	dns_txt_fn *fn; /* NULL once reported or cancelled */
+	dns_addr_fn *afn; /* address lookups: instead of @fn */
 	void *arg;
+	struct dns_addr_answer *aans; /* a result waiting for @later */
 	struct loop_timer deadline;
 	struct loop_timer later; /* reports an immediate failure */
 	enum dns_status later_st;
@@ -254,6 +256,7 @@ static void dns_query_free(struct dns_query *q)
 	loop_timer_disarm(q->r->loop, &q->deadline);
 	loop_timer_disarm(q->r->loop, &q->later);
 	q->r->pending--;
+	free(q->aans);
 	free(q);
 }
 
@@ -261,11 +264,20 @@ static void dns_report(struct dns_query *q, enum dns_status st,
 		       const struct dns_txt_answer *ans)
 {
 	dns_txt_fn *fn = q->fn;
+	dns_addr_fn *afn = q->afn;
 
 	q->fn = NULL;
+	q->afn = NULL;
 	loop_timer_disarm(q->r->loop, &q->deadline);
 	if (fn != NULL)
 		fn(st, ans, q->arg);
+	else if (afn != NULL)
+		afn(st, st == DNS_OK ? q->aans : NULL, q->arg);
+}
+
+static bool dns_query_live(const struct dns_query *q)
+{
+	return q->fn != NULL || q->afn != NULL;
 }
 
 static void dns_ares_cb(void *arg, int status, int timeouts,
@@ -282,7 +294,8 @@ static void dns_ares_cb(void *arg, int status, int timeouts,
 		q->r->called_status = status;
 		return;
 	}
-	if (q->fn == NULL || status == ARES_EDESTRUCTION || q->r->destroying) {
+	if (!dns_query_live(q) || status == ARES_EDESTRUCTION ||
+	    q->r->destroying) {
 		dns_query_free(q);
 		return;
 	}
@@ -388,10 +401,136 @@ void dns_query_cancel(struct dns_query **qp)
 		return;
 	*qp = NULL;
 	q->fn = NULL;
+	q->afn = NULL;
 	loop_timer_disarm(q->r->loop, &q->deadline);
 	if (loop_timer_armed(&q->later)) {
 		dns_query_free(q);
 		return;
 	}
 	/* In c-ares still: freed by dns_ares_cb. */
+}
+
+/* ---- A / AAAA through ares_getaddrinfo ---- */
+
+static enum dns_status dns_status_of(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return DNS_OK;
+	case ARES_ENOTFOUND:
+	case ARES_ENODATA:
+	case ARES_ENONAME:
+		return DNS_NOTFOUND;
+	case ARES_EBADRESP:
+	case ARES_EFORMERR:
+		return DNS_ERR_RESPONSE;
+	default:
+		return DNS_TEMPFAIL;
+	}
+}
+
+/* Copy @ai's addresses into a new answer; NULL when none or no memory. */
+static struct dns_addr_answer *dns_addr_collect(const struct ares_addrinfo *ai)
+{
+	struct dns_addr_answer *a;
+	const struct ares_addrinfo_node *n;
+
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	a->ttl = UINT32_MAX;
+	for (n = ai != NULL ? ai->nodes : NULL; n != NULL && a->n < DNS_ADDR_MAX;
+	     n = n->ai_next) {
+		if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
+		    n->ai_addrlen > sizeof(a->addr[0]))
+			continue;
+		memcpy(&a->addr[a->n], n->ai_addr, n->ai_addrlen);
+		a->len[a->n] = (socklen_t)n->ai_addrlen;
+		if (n->ai_ttl >= 0 && (uint32_t)n->ai_ttl < a->ttl)
+			a->ttl = (uint32_t)n->ai_ttl;
+		a->n++;
+	}
+	if (a->ttl == UINT32_MAX)
+		a->ttl = 0;
+	if (a->n == 0) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void dns_addr_cb(void *arg, int status, int timeouts,
+			struct ares_addrinfo *res)
+{
+	struct dns_query *q = arg;
+	enum dns_status st = dns_status_of(status);
+
+	(void)timeouts;
+	q->in_ares = false;
+	if (status == ARES_SUCCESS) {
+		q->aans = dns_addr_collect(res);
+		if (q->aans == NULL)
+			st = DNS_NOTFOUND; /* nothing usable */
+	}
+	if (res != NULL)
+		ares_freeaddrinfo(res);
+	if (q == q->r->calling) {
+		/* Answered inside ares_getaddrinfo (hosts file, literal):
+		 * reported from a timer. */
+		q->r->called = true;
+		q->later_st = st;
+		return;
+	}
+	if (!dns_query_live(q) || status == ARES_EDESTRUCTION ||
+	    q->r->destroying) {
+		dns_query_free(q);
+		return;
+	}
+	dns_report(q, st, NULL);
+	dns_query_free(q);
+}
+
+int dns_addr_lookup(struct dns_resolver *r, const char *name, int family,
+		    uint64_t timeout_ms, dns_addr_fn *fn, void *arg,
+		    struct dns_query **q_r)
+{
+	struct ares_addrinfo_hints h;
+	struct dns_query *q;
+
+	*q_r = NULL;
+	if (name == NULL || name[0] == '\0' || strlen(name) > 253 ||
+	    (family != AF_UNSPEC && family != AF_INET && family != AF_INET6))
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -ENOMEM;
+	q->r = r;
+	q->afn = fn;
+	q->arg = arg;
+	loop_timer_init(&q->deadline, dns_deadline_cb, q);
+	loop_timer_init(&q->later, dns_later_cb, q);
+	r->pending++;
+	q->next = r->queries;
+	if (r->queries != NULL)
+		r->queries->pprev = &q->next;
+	r->queries = q;
+	q->pprev = &r->queries;
+	q->in_ares = true;
+	memset(&h, 0, sizeof(h));
+	h.ai_family = family;
+	h.ai_socktype = SOCK_STREAM;
+	r->calling = q;
+	r->called = false;
+	ares_getaddrinfo(r->ch, name, NULL, &h, dns_addr_cb, q);
+	r->calling = NULL;
+	if (r->called) {
+		loop_timer_arm(r->loop, &q->later, 0);
+		*q_r = q;
+		return 0;
+	}
+	loop_timer_arm(r->loop, &q->deadline,
+		       timeout_ms != 0 ? timeout_ms : DNS_TIMEOUT_DEFAULT);
+	dns_rearm(r);
+	*q_r = q;
+	return 0;
 }

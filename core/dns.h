@@ -7,6 +7,7 @@
 #define RINGMAIL_CORE_DNS_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/dns_parse.h"
 
@@ -44,6 +45,25 @@ typedef void dns_txt_fn(enum dns_status st, const struct dns_txt_answer *ans,
 int dns_txt_lookup(struct dns_resolver *r, const char *name,
 		   uint64_t timeout_ms, dns_txt_fn *fn, void *arg,
 		   struct dns_query **q_r);
+/* A and AAAA results: addresses with port 0, in c-ares's preference
+ * order (RFC 6724), at most DNS_ADDR_MAX kept. */
+#define DNS_ADDR_MAX 8
+struct dns_addr_answer {
+	unsigned n;
+	uint32_t ttl; /* smallest TTL (0 for /etc/hosts or literals) */
+	struct sockaddr_storage addr[DNS_ADDR_MAX];
+	socklen_t len[DNS_ADDR_MAX];
+};
+/* @ans is valid during the call only (NULL unless DNS_OK, then n >= 1). */
+typedef void dns_addr_fn(enum dns_status st, const struct dns_addr_answer *ans,
+			 void *arg);
+/* Resolve @name (a host name, /etc/hosts entry or IP literal) to its
+ * addresses of @family (AF_UNSPEC: both, AF_INET, AF_INET6); the same
+ * rules as dns_txt_lookup: @fn exactly once, never from inside this
+ * call, DNS_TEMPFAIL after @timeout_ms (0: 60 s). 0 or -errno. */
+int dns_addr_lookup(struct dns_resolver *r, const char *name, int family,
+		    uint64_t timeout_ms, dns_addr_fn *fn, void *arg,
+		    struct dns_query **q_r);
 /* No callback for @q after this; sets *@q to NULL. */
 void dns_query_cancel(struct dns_query **q);
 

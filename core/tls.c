@@ -5,6 +5,7 @@
 /* system */
 #include <errno.h>
 #include <linux/tls.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -443,7 +444,7 @@ static SSL_CTX *tls_ctx_build(struct tls_ctx *ctx, const char *cert,
 			if ((ctx->ca_file != NULL &&
 			     SSL_CTX_load_verify_locations(s, ctx->ca_file,
 							   NULL) != 1) ||
-			    (ctx->ca_file == NULL &&
+			    ((ctx->ca_file == NULL || o->ca_system) &&
 			     SSL_CTX_set_default_verify_paths(s) != 1)) {
 				tls_log_openssl("CA file", ctx->ca_file);
 				goto fail;
@@ -590,6 +591,14 @@ void tls_ctx_free(struct tls_ctx **ctxp)
 
 /* ---- connections ---- */
 
+static bool tls_is_ip_literal(const char *s)
+{
+	struct in6_addr a6;
+
+	return inet_pton(AF_INET, s, &a6) == 1 ||
+	       inet_pton(AF_INET6, s, &a6) == 1;
+}
+
 int tls_conn_new(struct tls_ctx *ctx, const struct tls_conn_io *io,
 		 const char *sni, struct tls_conn **t_r)
 {
@@ -616,7 +625,14 @@ int tls_conn_new(struct tls_ctx *ctx, const struct tls_conn_io *io,
 		SSL_set_accept_state(t->ssl);
 	} else {
 		SSL_set_connect_state(t->ssl);
-		if (sni != NULL) {
+		if (sni != NULL && tls_is_ip_literal(sni)) {
+			/* RFC 6066 3: no IP literal in SNI; verify the
+			 * certificate's iPAddress entries instead. */
+			if (!ctx->opts.insecure &&
+			    X509_VERIFY_PARAM_set1_ip_asc(
+				    SSL_get0_param(t->ssl), sni) != 1)
+				goto fail;
+		} else if (sni != NULL) {
 			SSL_set_tlsext_host_name(t->ssl, sni);
 			if (!ctx->opts.insecure)
 				SSL_set1_host(t->ssl, sni);
@@ -670,9 +686,18 @@ static void tls_conn_set_error(struct tls_conn *t, const char *what)
 	unsigned long e = ERR_get_error();
 	char reason[128] = "";
 
+	long vr = t->server ? X509_V_OK : SSL_get_verify_result(t->ssl);
+
 	if (e != 0)
 		ERR_error_string_n(e, reason, sizeof(reason));
 	ERR_clear_error();
+	if (vr != X509_V_OK) {
+		/* Say why the peer's certificate was refused. */
+		snprintf(t->err, sizeof(t->err),
+			 "%s: certificate verify failed (%s)", what,
+			 X509_verify_cert_error_string(vr));
+		return;
+	}
 	snprintf(t->err, sizeof(t->err), "%s%s%s", what, reason[0] ? ": " : "",
 		 reason);
 }

@@ -33,8 +33,12 @@ struct tls_ctx_opts {
 	const char *const *alpn;
 	enum tls_ktls_mode ktls;
 	/* Client only: verify the server against @ca_file (or the system
-	 * store when NULL) unless @insecure. */
+	 * store when NULL) unless @insecure; with @ca_system as well the
+	 * system store is trusted besides @ca_file. The name given as SNI
+	 * to tls_conn_new is the name verified (an IP literal is matched
+	 * against the certificate's IP addresses and not sent as SNI). */
 	const char *ca_file;
+	bool ca_system;
 	bool insecure;
 };
 

@@ -126,6 +126,7 @@ static const struct {
 	{"ringmail", "dkim_selector", "opendkim"},
 	{"ringmail", "dkim_key_file", "/etc/dkimkeys/opendkim.private"},
 	{"ringmail", "dns_server", ""},
+	{"ringmail", "tls_trust_file", ""},
 	{"ringmail", "push_url", "https://notifications.delta.chat/notify"},
 	{"ringmail", "turn_secret_file", ""},
 	{"ringmail", "appversions_file", ""},
