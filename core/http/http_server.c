@@ -269,6 +269,7 @@ int http_server_proto_add(struct proto *p)
 {
 	int r = proto_add(p, PROTO_LISTENER, "http", &http_proto_ops, 0);
 
+	r = r < 0 ? r : proto_add(p, PROTO_ALPN, "h2", &http_proto_ops, 0);
 	r = r < 0 ? r
 		  : proto_add(p, PROTO_ALPN, "http/1.1", &http_proto_ops, 0);
 	r = r < 0 ? r : proto_add(p, PROTO_ALPN, "", &http_proto_ops, 0);
