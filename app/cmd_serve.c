@@ -17,6 +17,7 @@
 #include "core/accounts/accounts.h"
 #include "core/config.h"
 #include "core/events.h"
+#include "core/http/http_server.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/ratelimit.h"
@@ -27,6 +28,7 @@
 #include "core/dovecot/dovecot_run.h"
 #include "core/dovecot/dovecot_sup.h"
 #include "smtp/smtp_server.h"
+#include "www/www_site.h"
 
 #define CMD_SERVE_DOVECOT_START_MS 20000
 #define CMD_SERVE_DOVECOT_STOP_MS  10000
@@ -190,6 +192,47 @@ static int cmd_serve_imap_new(const struct config *cfg,
 	return 0;
 }
 
+/* The site (rendered now) and the HTTP server that serves it. */
+static int cmd_serve_http_new(const struct config *cfg,
+			      struct www_site **site_r,
+			      struct http_server **http_r)
+{
+	struct www_site_opts wo = {
+		.mail_domain = cfg->mail_domain,
+		.mail_domain_bare = cfg->mail_domain_bare,
+		.is_ip_relay = cfg->is_ip_relay,
+		.self_signed = cfg->tls_cert_mode == CONFIG_TLS_SELF,
+		.max_user_send_per_minute = cfg->max_user_send_per_minute,
+		.max_mailbox_size_mb = cfg->max_mailbox_size_mb,
+		.delete_mails_after = cfg->delete_mails_after,
+		.delete_inactive_users_after = cfg->delete_inactive_users_after,
+		.username_min_length = cfg->username_min_length,
+		.username_max_length = cfg->username_max_length,
+		.password_min_length = cfg->password_min_length,
+		.privacy_postal = cfg->privacy_postal,
+		.privacy_mail = cfg->privacy_mail,
+		.privacy_pdo = cfg->privacy_pdo,
+		.privacy_supervisor = cfg->privacy_supervisor,
+		.acme_webroot = cfg->acme_webroot,
+	};
+	struct http_server_opts ho = {
+		.header_timeout_ms = cfg->http_header_timeout_ms,
+		.body_timeout_ms = cfg->http_body_timeout_ms,
+		.keepalive_timeout_ms = cfg->http_keepalive_timeout_ms,
+	};
+	int r = www_site_new(&wo, site_r);
+
+	if (r < 0)
+		return -1;
+	ho.handler = www_site_handler(*site_r);
+	r = http_server_new(&ho, http_r);
+	if (r < 0) {
+		log_err("serve: http: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_serve_run(const struct config *cfg)
 {
 	struct serve_settings st;
@@ -203,6 +246,8 @@ static int cmd_serve_run(const struct config *cfg)
 	struct dkim_ctx *dkim = NULL;
 	struct dkim_signer *signer = NULL;
 	struct imap_server *imap = NULL;
+	struct www_site *site = NULL;
+	struct http_server *http = NULL;
 	struct dovecot_settings ds;
 	struct dovecot_sup *sup = NULL;
 	struct events ev;
@@ -309,9 +354,12 @@ static int cmd_serve_run(const struct config *cfg)
 	if (dovecot &&
 	    cmd_serve_imap_new(cfg, &ds, acc, pool, throttle, &ev, &imap) < 0)
 		goto out;
+	if (cmd_serve_http_new(cfg, &site, &http) < 0)
+		goto out;
 	cmd_serve_settings(cfg, &st);
 	st.smtp = smtp;
 	st.imap = imap;
+	st.http = http;
 	rc = serve_run(&st);
 out:
 	if (pool != NULL)
@@ -320,6 +368,8 @@ out:
 	dkim_signer_free(&signer);
 	dkim_ctx_free(&dkim);
 	imap_server_free(&imap);
+	http_server_free(&http);
+	www_site_free(&site);
 	events_fini(&ev); /* after every session that joined it */
 	ratelimit_free(&rate);
 	accounts_throttle_free(&throttle);

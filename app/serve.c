@@ -18,6 +18,7 @@
 /* project */
 #include "core/listen.h"
 #include "core/log.h"
+#include "core/http/http_server.h"
 #include "core/proto.h"
 #include "imap-proxy/imap_server.h"
 #include "smtp/smtp_server.h"
@@ -56,6 +57,7 @@ struct serve_worker {
 	struct loop_listener *li[SERVE_MAX_LISTENERS];
 	struct smtp_worker *smtp;
 	struct imap_worker *imap;
+	struct http_worker *http;
 	struct serve_banner_worker banner;
 	struct proto proto; /* this loop's copy, bound to its workers */
 	int started;        /* 1 ok, -1 failed */
@@ -250,7 +252,10 @@ static int serve_proto_setup(struct serve *srv)
 	int r;
 
 	proto_init(&srv->proto);
-	r = serve_banner_proto_add(&srv->proto);
+	/* HTTP first: "h2" leads the ALPN preference order. */
+	r = srv->st->http != NULL ? http_server_proto_add(&srv->proto) : 0;
+	if (r == 0)
+		r = serve_banner_proto_add(&srv->proto, srv->st->http == NULL);
 	if (r == 0 && srv->st->imap != NULL)
 		r = imap_server_proto_add(&srv->proto);
 	if (r == 0 && srv->st->smtp != NULL)
@@ -306,6 +311,15 @@ static void *serve_worker_main(void *arg)
 		}
 		smtp_worker_proto_bind(&w->proto, w->smtp);
 	}
+	if (srv->st->http != NULL) {
+		w->http = http_worker_new(srv->st->http, w->loop);
+		if (w->http == NULL) {
+			log_err("worker %u: HTTP setup failed", w->idx);
+			serve_worker_started(w, -1);
+			return NULL;
+		}
+		http_worker_proto_bind(&w->proto, w->http);
+	}
 	if (srv->st->imap != NULL) {
 		w->imap = imap_worker_new(srv->st->imap, w->loop);
 		if (w->imap == NULL) {
@@ -345,6 +359,8 @@ static void *serve_worker_main(void *arg)
 		(void)loop_run_once(w->loop, 10);
 	/* Last: no posted wake-up runs after this (loop_free drops them). */
 	imap_worker_free(&w->imap);
+	/* loop_free drops what is left without callbacks. */
+	http_worker_free(&w->http);
 	return NULL;
 }
 

@@ -26,6 +26,7 @@ enum serve_svc {
 struct smtp_server;
 struct imap_server;
 struct imap_worker;
+struct http_server;
 
 struct serve_settings {
 	const char *mail_domain;
@@ -39,6 +40,7 @@ struct serve_settings {
 	uint64_t idle_timeout_ms;
 	struct smtp_server *smtp; /* NULL: SMTP ports answer 421 */
 	struct imap_server *imap; /* NULL: IMAP ports answer BYE */
+	struct http_server *http; /* NULL: HTTP answers 503 */
 };
 
 /* Static facts about each service (listener kind). Which protocol serves
@@ -66,10 +68,11 @@ struct serve_banner_worker {
 };
 
 struct proto;
-/* The HTTP entry (listener http, ALPN "http/1.1" and none: 503 until the
- * HTTP module lands) and the table's fallback (each protocol's "not
- * available" reply). Boot time; 0 or proto_add's error. */
-int serve_banner_proto_add(struct proto *p);
+/* The table's fallback (each protocol's "not available" reply) and, with
+ * @http, the HTTP entry (listener http, ALPN "http/1.1" and none: 503)
+ * for a serve without the HTTP server. Boot time; 0 or proto_add's
+ * error. */
+int serve_banner_proto_add(struct proto *p, bool http);
 /* In a loop's copy of the table: those rows go to @bw. */
 void serve_banner_proto_bind(struct proto *p, struct serve_banner_worker *bw);
 

@@ -1,6 +1,6 @@
-/* app/serve_banner: the HTTP entry of the protocol table until the HTTP
- * module lands (port 80, and on 443 ALPN "http/1.1" or none: 503), and
- * the table's fallback row: a listener or token without a module answers
+/* app/serve_banner: the HTTP entry of the protocol table when serve runs
+ * without the HTTP server (port 80, and on 443 ALPN "http/1.1" or none:
+ * 503), and the table's fallback row: a listener or token without a module answers
  * its protocol's "not available" reply (SMTP 421, IMAP BYE, else HTTP
  * 503), after TLS where the port has it, and closes. One summary line per
  * connection. */
@@ -156,16 +156,21 @@ static const struct proto_ops serve_banner_ops = {
 	.adopt = serve_banner_adopt,
 };
 
-int serve_banner_proto_add(struct proto *p)
+int serve_banner_proto_add(struct proto *p, bool http)
 {
-	/* h2 is not routed, so not offered: a client offering it falls
-	 * back to HTTP/1.1 and gets the 503 instead of a closed stream.
-	 * The HTTP module adds "h2" when it serves it. */
-	int r = proto_add(p, PROTO_LISTENER, "http", &serve_banner_ops, 0);
+	/* h2 is not routed here, so not offered: a client offering it
+	 * falls back to HTTP/1.1 and gets the 503 instead of a closed
+	 * stream. */
+	int r = 0;
 
-	r = r < 0 ? r
-		  : proto_add(p, PROTO_ALPN, "http/1.1", &serve_banner_ops, 0);
-	r = r < 0 ? r : proto_add(p, PROTO_ALPN, "", &serve_banner_ops, 0);
+	if (http) {
+		r = proto_add(p, PROTO_LISTENER, "http", &serve_banner_ops, 0);
+		r = r < 0 ? r
+			  : proto_add(p, PROTO_ALPN, "http/1.1",
+				      &serve_banner_ops, 0);
+		r = r < 0 ? r
+			  : proto_add(p, PROTO_ALPN, "", &serve_banner_ops, 0);
+	}
 	proto_set_fallback(p, &serve_banner_ops);
 	return r;
 }

@@ -206,6 +206,14 @@ static const struct config_key config_keys[] = {
 	  "https://notifications.delta.chat/notify", 0, 0),
 	R("turn_secret_file", turn_secret_file, CFG_STR, "", 0, 0),
 	R("appversions_file", appversions_file, CFG_STR, "", 0, 0),
+	R("acme_webroot", acme_webroot, CFG_STR, "/run/acme/acme-challenge", 0,
+	  0),
+	R("http_header_timeout", http_header_timeout_ms, CFG_TIME, "10s", 100,
+	  3600e3),
+	R("http_body_timeout", http_body_timeout_ms, CFG_TIME, "30s", 100,
+	  3600e3),
+	R("http_keepalive_timeout", http_keepalive_timeout_ms, CFG_TIME, "75s",
+	  100, 3600e3),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -104,6 +104,10 @@ struct config {
 	char *push_url;
 	char *turn_secret_file;
 	char *appversions_file;
+	char *acme_webroot; /* port 80: /.well-known/acme-challenge/ files */
+	uint64_t http_header_timeout_ms;
+	uint64_t http_body_timeout_ms;
+	uint64_t http_keepalive_timeout_ms;
 
 	/* Keys found in [params]/[ringmail] that nothing reads, in file
 	 * order, space-separated; NULL when there are none. */

@@ -8,8 +8,10 @@ libclang-rt-14-dev \
 liburing-dev libssl-dev liblmdb-dev lmdb-utils libopendkim-dev \
 libc-ares-dev libnghttp2-dev libjemalloc-dev libgpgme-dev \
 libcmocka-dev libbenchmark-dev libsystemd-dev libcrypt-dev \
+libhttp-parser-dev libcmark-dev libqrencode-dev zlib1g-dev \
 dovecot-imapd dovecot-lmtpd systemd openssl gnupg \
-python3 python3-dkim dnsmasq-base nghttp2-server \
+python3 python3-dkim dnsmasq-base nghttp2-server nghttp2-client curl \
+nginx-light chromium zbar-tools \
 qemu-system-x86 xz-utils"
 
 missing=""

@@ -44,8 +44,13 @@ def test_plain_ports_answer(backend):
         s = connect(r.ports["imap"])
         assert recv_all(s).startswith(b"* BYE "), "imap"
         s.close()
+        # Port 80: the HTTP server, redirecting to https.
         s = connect(r.ports["http"])
-        assert recv_all(s).startswith(b"HTTP/1.1 503 "), "http"
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: example.org\r\n"
+                  b"Connection: close\r\n\r\n")
+        got = recv_all(s)
+        assert got.startswith(b"HTTP/1.1 301 "), got
+        assert b"\r\nLocation: https://example.org/x\r\n" in got, got
         s.close()
         r.wait_log("smtp disconnect")
     finally:
@@ -75,18 +80,19 @@ def test_tls_ports_and_alpn(backend):
         r.wait_log("smtp disconnect from=127.0.0.1 reason=tls")
         # 443: dispatch on the negotiated ALPN. Only tokens that have a
         # protocol behind them are offered: no IMAP without Dovecot (the
-        # client gets no ALPN and the HTTP entry's 503), no h2 until
-        # HTTP/2 is served.
-        cases = [(["imap"], None, b"HTTP/1.1 503 "),
-                 (["http/1.1"], "http/1.1", b"HTTP/1.1 503 "),
-                 (["h2", "http/1.1"], "http/1.1", b"HTTP/1.1 503 "),
-                 (["h2"], None, b"HTTP/1.1 503 "),
-                 (None, None, b"HTTP/1.1 503 ")]
+        # client gets no ALPN and the site over HTTP/1.1).
+        cases = [(["imap"], None, b"HTTP/1.1 200 "),
+                 (["http/1.1"], "http/1.1", b"HTTP/1.1 200 "),
+                 (["h2", "http/1.1"], "h2", b"HTTP/1.1 200 "),
+                 (None, None, b"HTTP/1.1 200 ")]
         for offer, chosen, want in cases:
             s = tls_client(alpn=offer).wrap_socket(connect(r.ports["https"]))
             assert s.selected_alpn_protocol() == chosen, (offer, chosen)
-            got = recv_all(s)
-            assert got.startswith(want), (offer, got[:40])
+            if chosen != "h2":
+                s.sendall(b"GET / HTTP/1.1\r\nHost: example.org\r\n"
+                          b"Connection: close\r\n\r\n")
+                got = recv_all(s)
+                assert got.startswith(want), (offer, got[:40])
             s.close()
         s = tls_client(alpn=["smtp"]).wrap_socket(connect(r.ports["https"]))
         assert s.selected_alpn_protocol() == "smtp"
@@ -98,7 +104,7 @@ def test_tls_ports_and_alpn(backend):
                            connect(r.ports["https"]))
         assert s.version() == "TLSv1.2"
         s.close()
-        line = r.wait_log("https disconnect")
+        line = r.wait_log("http disconnect")
         assert "alpn=" in line and "transport=" in line, line
     finally:
         r.stop()

@@ -130,6 +130,10 @@ static const struct {
 	{"ringmail", "push_url", "https://notifications.delta.chat/notify"},
 	{"ringmail", "turn_secret_file", ""},
 	{"ringmail", "appversions_file", ""},
+	{"ringmail", "acme_webroot", "/run/acme/acme-challenge"},
+	{"ringmail", "http_header_timeout", "10s"},
+	{"ringmail", "http_body_timeout", "30s"},
+	{"ringmail", "http_keepalive_timeout", "75s"},
 };
 
 #define N_SPEC (sizeof(spec_defaults) / sizeof(*spec_defaults))
