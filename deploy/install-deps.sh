@@ -10,7 +10,7 @@ libc-ares-dev libnghttp2-dev libjemalloc-dev libgpgme-dev \
 libcmocka-dev libbenchmark-dev libsystemd-dev libcrypt-dev \
 libhttp-parser-dev libcmark-dev libqrencode-dev zlib1g-dev \
 dovecot-imapd dovecot-lmtpd systemd openssl gnupg \
-python3 python3-dkim dnsmasq-base nghttp2-server nghttp2-client curl \
+python3 python3-dkim python3-h2 dnsmasq-base nghttp2-server nghttp2-client curl \
 nginx-light chromium zbar-tools \
 qemu-system-x86 xz-utils"
 
