@@ -251,6 +251,10 @@ static int http1_on_headers(http_parser *p)
 		return -1;
 	}
 	s->last = HTTP1_LAST_NONE;
+	if (p->http_major != 1) {
+		s->err_status = 505;
+		return -1;
+	}
 	if (s->url_len == 0) {
 		s->err_status = 400;
 		return -1;

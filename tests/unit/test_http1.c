@@ -280,6 +280,10 @@ static const struct tcase cases[] = {
 	 "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
 	 "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 	 ERR(400, "Bad Request", "bad request\n"), true},
+	{"http/2.0 over the 1.1 parser", "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+	 ERR(505, "HTTP Version Not Supported",
+	     "http version not supported\n"),
+	 true},
 	{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	 OK_HEAD "\r\nGET / host=a v=11 ua=- body=0:", false},
 };
