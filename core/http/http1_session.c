@@ -169,7 +169,7 @@ static void http1_req_build(struct http1_session *s, struct http_req *req)
 			break;
 		}
 	}
-	req->body = buf_head(&s->body);
+	req->body = http_buf_bytes(&s->body);
 	req->body_len = s->body.len;
 	req->tls = s->cfg.tls;
 	req->peer_ip = s->cfg.peer_ip;
