@@ -214,6 +214,8 @@ static int cmd_serve_http_new(const struct config *cfg,
 		.privacy_pdo = cfg->privacy_pdo,
 		.privacy_supervisor = cfg->privacy_supervisor,
 		.acme_webroot = cfg->acme_webroot,
+		.new_per_minute = (unsigned)cfg->http_new_per_minute,
+		.new_burst = (unsigned)cfg->http_new_burst,
 	};
 	struct http_server_opts ho = {
 		.header_timeout_ms = cfg->http_header_timeout_ms,

@@ -214,6 +214,9 @@ static const struct config_key config_keys[] = {
 	  3600e3),
 	R("http_keepalive_timeout", http_keepalive_timeout_ms, CFG_TIME, "75s",
 	  100, 3600e3),
+	R("http_new_per_minute", http_new_per_minute, CFG_INT, "120", 1,
+	  100000000),
+	R("http_new_burst", http_new_burst, CFG_INT, "5", 1, 100000000),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -108,6 +108,8 @@ struct config {
 	uint64_t http_header_timeout_ms;
 	uint64_t http_body_timeout_ms;
 	uint64_t http_keepalive_timeout_ms;
+	int http_new_per_minute; /* /new per client address (nginx 2 r/s) */
+	int http_new_burst;
 
 	/* Keys found in [params]/[ringmail] that nothing reads, in file
 	 * order, space-separated; NULL when there are none. */

@@ -229,7 +229,7 @@ static void h2_req_build(struct h2_stream *st, struct http_req *req)
 	req->host = st->authority_tok >= 0
 			    ? base + st->toks[st->authority_tok].val_off
 			    : "";
-	req->body = buf_head(&st->body);
+	req->body = http_buf_bytes(&st->body);
 	req->body_len = st->body.len;
 	req->version = 20;
 	req->tls = st->s->cfg.tls;

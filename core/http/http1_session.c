@@ -169,7 +169,7 @@ static void http1_req_build(struct http1_session *s, struct http_req *req)
 			break;
 		}
 	}
-	req->body = buf_head(&s->body);
+	req->body = http_buf_bytes(&s->body);
 	req->body_len = s->body.len;
 	req->tls = s->cfg.tls;
 	req->peer_ip = s->cfg.peer_ip;
@@ -251,6 +251,10 @@ static int http1_on_headers(http_parser *p)
 		return -1;
 	}
 	s->last = HTTP1_LAST_NONE;
+	if (p->http_major != 1) {
+		s->err_status = 505;
+		return -1;
+	}
 	if (s->url_len == 0) {
 		s->err_status = 400;
 		return -1;

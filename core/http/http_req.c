@@ -208,7 +208,7 @@ void http_resp_body(const struct http_resp *resp, const void **p_r,
 		*p_r = resp->body;
 		*len_r = resp->body_len;
 	} else {
-		*p_r = resp->out != NULL ? buf_head(resp->out) : NULL;
+		*p_r = resp->out != NULL ? http_buf_bytes(resp->out) : NULL;
 		*len_r = resp->out != NULL ? resp->out->len : 0;
 	}
 }

@@ -88,6 +88,12 @@ bool h2_session_done(const struct h2_session *s);
 unsigned h2_session_requests(const struct h2_session *s);
 
 /* ---- shared (http_req.c) ---- */
+/* The bytes of @b, "" (never NULL) while it has no storage. */
+static inline const uint8_t *http_buf_bytes(const struct buf *b)
+{
+	return b->data != NULL ? b->data + b->head : (const uint8_t *)"";
+}
+
 /* Clear @resp for the next handler call, body into @out (cleared). */
 void http_resp_reset(struct http_resp *resp, struct buf *out);
 /* The body @resp carries (its static body or its buffer). */

@@ -134,6 +134,8 @@ static const struct {
 	{"ringmail", "http_header_timeout", "10s"},
 	{"ringmail", "http_body_timeout", "30s"},
 	{"ringmail", "http_keepalive_timeout", "75s"},
+	{"ringmail", "http_new_per_minute", "120"},
+	{"ringmail", "http_new_burst", "5"},
 };
 
 #define N_SPEC (sizeof(spec_defaults) / sizeof(*spec_defaults))

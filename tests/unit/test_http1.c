@@ -97,7 +97,7 @@ static char *strip_date(const struct buf *b)
 {
 	char *s = malloc(b->len + 1), *d;
 
-	memcpy(s, buf_head(b), b->len);
+	memcpy(s, http_buf_bytes(b), b->len);
 	s[b->len] = '\0';
 	while ((d = strstr(s, "Date: ")) != NULL) {
 		char *e = strstr(d, "\r\n");
@@ -280,6 +280,13 @@ static const struct tcase cases[] = {
 	 "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
 	 "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 	 ERR(400, "Bad Request", "bad request\n"), true},
+	{"http/2.0 over the 1.1 parser", "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+	 ERR(505, "HTTP Version Not Supported", "http version not supported\n"),
+	 true},
+	{"empty field values",
+	 "GET / HTTP/1.1\r\nX-Empty:\r\nUser-Agent:\r\nHost: a\r\n"
+	 "X-Also: \r\n\r\n",
+	 OK_HEAD "\r\nGET / host=a v=11 ua= body=0:", false},
 	{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	 OK_HEAD "\r\nGET / host=a v=11 ua=- body=0:", false},
 };
