@@ -9,7 +9,7 @@ liburing-dev libssl-dev liblmdb-dev lmdb-utils libopendkim-dev \
 libc-ares-dev libnghttp2-dev libjemalloc-dev libgpgme-dev \
 libcmocka-dev libbenchmark-dev libsystemd-dev libcrypt-dev \
 dovecot-imapd dovecot-lmtpd systemd openssl gnupg \
-python3 python3-dkim dnsmasq-base nghttp2-server \
+python3 python3-dkim python3-h2 dnsmasq-base nghttp2-server nghttp2-client \
 qemu-system-x86 xz-utils"
 
 missing=""

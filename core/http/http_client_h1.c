@@ -56,8 +56,8 @@ static bool hc_h1_list_has(const uint8_t *v, size_t n, const char *tok,
 			e--;
 		if (e == s)
 			continue;
-		*last_r = e - s == tl && strncasecmp((const char *)v + s, tok,
-						     tl) == 0;
+		*last_r = e - s == tl &&
+			  strncasecmp((const char *)v + s, tok, tl) == 0;
 		if (*last_r)
 			found = true;
 	}
@@ -133,8 +133,9 @@ static int hc_h1_field(struct hc_h1 *p, const uint8_t *l, size_t n)
 	if (i == 17 &&
 	    strncasecmp((const char *)l, "transfer-encoding", 17) == 0) {
 		p->te = true;
-		p->chunked = hc_h1_list_has(l + vs, ve - vs, "chunked", &last) &&
-			     last;
+		p->chunked =
+			hc_h1_list_has(l + vs, ve - vs, "chunked", &last) &&
+			last;
 		return 0;
 	}
 	if (i == 10 && strncasecmp((const char *)l, "connection", 10) == 0) {
@@ -188,9 +189,9 @@ static int hc_h1_chunk_size(struct hc_h1 *p, const uint8_t *l, size_t n)
 	uint64_t x = 0;
 	size_t i = 0;
 
-	while (i < n && ((l[i] >= '0' && l[i] <= '9') ||
-			 (l[i] >= 'a' && l[i] <= 'f') ||
-			 (l[i] >= 'A' && l[i] <= 'F'))) {
+	while (i < n &&
+	       ((l[i] >= '0' && l[i] <= '9') || (l[i] >= 'a' && l[i] <= 'f') ||
+		(l[i] >= 'A' && l[i] <= 'F'))) {
 		uint8_t c = l[i];
 		unsigned d = c <= '9'   ? (unsigned)(c - '0')
 			     : c <= 'F' ? (unsigned)(c - 'A' + 10)
@@ -262,10 +263,11 @@ int hc_h1_parse(struct hc_h1 *p, const uint8_t *data, size_t len,
 			if (p->st == HC_H1_STATUS) {
 				/* RFC 9112 2.2: empty lines before the status
 				 * line are ignored (each counted). */
-				if (hc_resp_count(p->resp, ll > 0 ? ll : 1,
-						  0) < 0)
-					return hc_h1_fail(p, -EMSGSIZE,
-							  "status line too long");
+				if (hc_resp_count(p->resp, ll > 0 ? ll : 1, 0) <
+				    0)
+					return hc_h1_fail(
+						p, -EMSGSIZE,
+						"status line too long");
 				if (ll == 0) {
 					off += adv;
 					continue;
@@ -282,9 +284,9 @@ int hc_h1_parse(struct hc_h1 *p, const uint8_t *data, size_t len,
 					r = 0;
 				} else {
 					r = hc_resp_count(p->resp, ll, 0) < 0
-						    ? hc_h1_fail(
-							      p, -EMSGSIZE,
-							      "trailers too large")
+						    ? hc_h1_fail(p, -EMSGSIZE,
+								 "trailers too "
+								 "large")
 						    : 0;
 				}
 			} else if (p->st == HC_H1_CHUNK_SIZE) {

@@ -152,23 +152,24 @@ static void make_certs(void)
 {
 	char cmd[4096];
 
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && "
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-		 "-nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA "
-		 "2>/dev/null && "
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-		 "-nodes -keyout wrong.key -out wrong.crt -days 2 "
-		 "-subj /CN=WrongCA 2>/dev/null && "
-		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-		 "-nodes -keyout srv.key -out srv.csr -subj /CN=localhost "
-		 "2>/dev/null && "
-		 "printf 'subjectAltName=DNS:localhost,DNS:h2.test,"
-		 "IP:127.0.0.1\\n' > ext && "
-		 "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key "
-		 "-CAcreateserial -out srv.crt -days 2 -extfile ext "
-		 "2>/dev/null",
-		 dir);
+	snprintf(
+		cmd, sizeof(cmd),
+		"cd %s && "
+		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+		"-nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA "
+		"2>/dev/null && "
+		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+		"-nodes -keyout wrong.key -out wrong.crt -days 2 "
+		"-subj /CN=WrongCA 2>/dev/null && "
+		"openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+		"-nodes -keyout srv.key -out srv.csr -subj /CN=localhost "
+		"2>/dev/null && "
+		"printf 'subjectAltName=DNS:localhost,DNS:h2.test,"
+		"IP:127.0.0.1\\n' > ext && "
+		"openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key "
+		"-CAcreateserial -out srv.crt -days 2 -extfile ext "
+		"2>/dev/null",
+		dir);
 	assert_int_equal(run(cmd), 0);
 	snprintf(ca_crt, sizeof(ca_crt), "%s/ca.crt", dir);
 	snprintf(wrong_ca_crt, sizeof(wrong_ca_crt), "%s/wrong.crt", dir);
@@ -362,9 +363,9 @@ static void fx_open(struct fx *f, enum loop_backend b,
 		o = *o_in;
 	assert_int_equal(loop_new(&lo, &f->loop), 0);
 	snprintf(server, sizeof(server), "127.0.0.1:%u", dns_port);
-	assert_int_equal(dns_resolver_new(f->loop, dns_local ? server : NULL,
-					  &f->dns),
-			 0);
+	assert_int_equal(
+		dns_resolver_new(f->loop, dns_local ? server : NULL, &f->dns),
+		0);
 	o.dns = f->dns;
 	if (o.trust_file == NULL)
 		o.trust_file = ca_crt;
@@ -437,9 +438,9 @@ static void do_one(struct fx *f, const struct http_client_req *q,
 	wait_all(f, r, 1, 15000);
 }
 
-#define FOR_EACH_BACKEND(b)                                                  \
-	enum loop_backend bs_[2];                                            \
-	int nb_ = testutil_backends(bs_);                                    \
+#define FOR_EACH_BACKEND(b)               \
+	enum loop_backend bs_[2];         \
+	int nb_ = testutil_backends(bs_); \
 	for (int bi_ = 0; bi_ < nb_ && ((b) = bs_[bi_], 1); bi_++)
 
 /* ---- nghttpd: many streams over one connection ---- */
@@ -620,8 +621,8 @@ static void test_connect_refused_and_timeout(void **state)
 		assert_int_equal(listen(lfd, 0), 0);
 		assert_int_equal(getsockname(lfd, (void *)&a, &al), 0);
 		for (int i = 0; i < 4; i++) {
-			fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK,
-					 0);
+			fill[i] =
+				socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 			(void)connect(fill[i], (void *)&a, sizeof(a));
 		}
 		for (int round = 0; round < 2; round++) {
@@ -985,10 +986,10 @@ struct h1_case {
 };
 
 static const struct h1_case h1_cases[] = {
-	{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, HC_H1_OK,
-	 200, "ok", true},
-	{"HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n", false, HC_H1_OK,
-	 410, "", true},
+	{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, HC_H1_OK, 200,
+	 "ok", true},
+	{"HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n", false, HC_H1_OK, 410,
+	 "", true},
 	{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	 "2\r\nab\r\n3;x=y\r\ncde\r\n0\r\nT: v\r\n\r\n",
 	 false, HC_H1_OK, 200, "abcde", true},
@@ -1090,9 +1091,9 @@ static void test_h1_reader_field_bound(void **state)
 	snprintf(in, sizeof(in), "HTTP/1.1 200 OK\r\nX: %0300d", 0);
 	hc_resp_init(&resp, 200, 16);
 	hc_h1_init(&p, &resp, false);
-	assert_int_equal(hc_h1_parse(&p, (const uint8_t *)in, strlen(in),
-				     &used),
-			 -EMSGSIZE);
+	assert_int_equal(
+		hc_h1_parse(&p, (const uint8_t *)in, strlen(in), &used),
+		-EMSGSIZE);
 	hc_resp_free(&resp);
 }
 
@@ -1103,10 +1104,10 @@ static void test_parse_url(void **state)
 
 	(void)state;
 	memset(&q, 0, sizeof(q));
-	assert_int_equal(http_client_parse_url(
-				 "https://notifications.delta.chat/notify",
-				 buf, sizeof(buf), &q),
-			 0);
+	assert_int_equal(
+		http_client_parse_url("https://notifications.delta.chat/notify",
+				      buf, sizeof(buf), &q),
+		0);
 	assert_string_equal(q.host, "notifications.delta.chat");
 	assert_string_equal(q.path, "/notify");
 	assert_int_equal(q.port, 0);
@@ -1122,18 +1123,18 @@ static void test_parse_url(void **state)
 					       sizeof(buf), &q),
 			 0);
 	assert_string_equal(q.path, "/a?b=c");
-	assert_int_equal(http_client_parse_url("ftp://x/", buf, sizeof(buf),
-					       &q),
-			 -EINVAL);
-	assert_int_equal(http_client_parse_url("https://:80/", buf,
-					       sizeof(buf), &q),
-			 -EINVAL);
-	assert_int_equal(http_client_parse_url("https://h:99999/", buf,
-					       sizeof(buf), &q),
-			 -EINVAL);
-	assert_int_equal(http_client_parse_url("https://h?x", buf, sizeof(buf),
-					       &q),
-			 -EINVAL);
+	assert_int_equal(
+		http_client_parse_url("ftp://x/", buf, sizeof(buf), &q),
+		-EINVAL);
+	assert_int_equal(
+		http_client_parse_url("https://:80/", buf, sizeof(buf), &q),
+		-EINVAL);
+	assert_int_equal(
+		http_client_parse_url("https://h:99999/", buf, sizeof(buf), &q),
+		-EINVAL);
+	assert_int_equal(
+		http_client_parse_url("https://h?x", buf, sizeof(buf), &q),
+		-EINVAL);
 }
 
 int main(void)
