@@ -79,8 +79,7 @@ static void bench_done(int err, const struct http_client_resp *resp,
 	b->done++;
 	if (err != 0 || resp->status != 200) {
 		if (b->failed++ < 5)
-			fprintf(stderr, "request failed: %d %s\n", err,
-				reason);
+			fprintf(stderr, "request failed: %d %s\n", err, reason);
 	} else if (b->conn_id == 0) {
 		b->conn_id = resp->conn_id;
 	} else if (resp->conn_id != b->conn_id) {
@@ -140,8 +139,7 @@ static bool port_open(uint16_t port)
 }
 
 /* One run of @n requests with @w in flight; prints its line. */
-static int bench_run(struct bench *b, unsigned n, unsigned w,
-		     const char *label)
+static int bench_run(struct bench *b, unsigned n, unsigned w, const char *label)
 {
 	uint64_t t0, t1;
 	double c0, c1, secs;
@@ -167,8 +165,8 @@ static int bench_run(struct bench *b, unsigned n, unsigned w,
 		printf("%-5s n=%u in_flight=%u: %.0f req/s, p50 %.2f ms, "
 		       "p99 %.2f ms, client CPU %.1f us/req, failed=%u\n",
 		       label, n, w, n / secs, sorted[n / 2] / 1000.0,
-		       sorted[(size_t)(n * 0.99)] / 1000.0,
-		       (c1 - c0) * 1e6 / n, b->failed);
+		       sorted[(size_t)(n * 0.99)] / 1000.0, (c1 - c0) * 1e6 / n,
+		       b->failed);
 	free(b->lat_us);
 	free(b->start_us);
 	return b->failed == 0 ? 0 : 1;
@@ -207,8 +205,9 @@ int main(int argc, char **argv)
 			conns = (unsigned)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-n N] [-w IN_FLIGHT] "
-					"[-m get|post] [-c CONNS]\n",
+			fprintf(stderr,
+				"usage: %s [-n N] [-w IN_FLIGHT] "
+				"[-m get|post] [-c CONNS]\n",
 				argv[0]);
 			return 2;
 		}
@@ -290,7 +289,8 @@ int main(int argc, char **argv)
 		snprintf(cmd, sizeof(cmd),
 			 "/usr/bin/h2load -n %u -c %u -m %u %s%s "
 			 "https://127.0.0.1:%u/p 2>&1 | "
-			 "sed -n 's/^finished in/h2load (same server): finished in/p'",
+			 "sed -n 's/^finished in/h2load (same server): "
+			 "finished in/p'",
 			 n, conns, w, post ? "-d " : "", post ? bodyf : "",
 			 port);
 		fflush(stdout);

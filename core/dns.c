@@ -52,7 +52,7 @@ struct dns_resolver {
 struct dns_query {
 	struct dns_resolver *r;
 	struct dns_query *next, **pprev;
-	dns_txt_fn *fn; /* NULL once reported or cancelled */
+	dns_txt_fn *fn;   /* NULL once reported or cancelled */
 	dns_addr_fn *afn; /* address lookups: instead of @fn */
 	void *arg;
 	struct dns_addr_answer *aans; /* a result waiting for @later */
@@ -439,8 +439,8 @@ static struct dns_addr_answer *dns_addr_collect(const struct ares_addrinfo *ai)
 	if (a == NULL)
 		return NULL;
 	a->ttl = UINT32_MAX;
-	for (n = ai != NULL ? ai->nodes : NULL; n != NULL && a->n < DNS_ADDR_MAX;
-	     n = n->ai_next) {
+	for (n = ai != NULL ? ai->nodes : NULL;
+	     n != NULL && a->n < DNS_ADDR_MAX; n = n->ai_next) {
 		if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
 		    n->ai_addrlen > sizeof(a->addr[0]))
 			continue;

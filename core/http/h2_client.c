@@ -12,11 +12,11 @@
 /* third party */
 #include <nghttp2/nghttp2.h>
 
-#define H2C_OUT_MAX       (16u * 1024u) /* frames gathered per send */
-#define H2C_CONN_WINDOW   (1 << 20)     /* connection receive window */
-#define H2C_PEER_STREAMS  100 /* assumed until the server's SETTINGS */
-#define H2C_NV_MAX        (4 + 64)
-#define H2C_LAST_STREAM   0x7fffff00 /* stop opening streams near 2^31 */
+#define H2C_OUT_MAX      (16u * 1024u) /* frames gathered per send */
+#define H2C_CONN_WINDOW  (1 << 20)     /* connection receive window */
+#define H2C_PEER_STREAMS 100           /* assumed until the server's SETTINGS */
+#define H2C_NV_MAX       (4 + 64)
+#define H2C_LAST_STREAM  0x7fffff00 /* stop opening streams near 2^31 */
 
 struct h2c {
 	nghttp2_session *s;
@@ -390,8 +390,7 @@ static nghttp2_nv h2c_nv(const char *name, size_t nlen, const char *value,
 	return nv;
 }
 
-int32_t h2c_submit(struct h2c *h, struct h2c_stream *s,
-		   const struct h2c_req *r)
+int32_t h2c_submit(struct h2c *h, struct h2c_stream *s, const struct h2c_req *r)
 {
 	nghttp2_nv nv[H2C_NV_MAX];
 	nghttp2_data_provider dp = {

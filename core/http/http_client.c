@@ -84,7 +84,7 @@ struct hc_conn {
 	socklen_t addr_lens[DNS_ADDR_MAX];
 	unsigned naddrs, addr_idx;
 	unsigned requests;
-	int err; /* why it failed, set before conn_close */
+	int err;     /* why it failed, set before conn_close */
 	uint64_t id; /* of the current conn, for log lines */
 	char reason[192];
 	char addr_str[64];
@@ -338,12 +338,19 @@ static bool hc_value_ok(const char *s, size_t n)
 static bool hc_field_reserved(const char *name, size_t n)
 {
 	static const char *const names[] = {
-		"connection", "keep-alive", "transfer-encoding", "upgrade",
-		"host",       "te",         "content-length",    "proxy-connection",
+		"connection",
+		"keep-alive",
+		"transfer-encoding",
+		"upgrade",
+		"host",
+		"te",
+		"content-length",
+		"proxy-connection",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strlen(names[i]) == n && strncasecmp(name, names[i], n) == 0)
+		if (strlen(names[i]) == n &&
+		    strncasecmp(name, names[i], n) == 0)
 			return true;
 	}
 	return false;
@@ -360,9 +367,8 @@ static bool hc_req_valid(const struct http_client_req *q)
 	if (path[0] != '/' || strpbrk(path, " \r\n") != NULL ||
 	    !hc_value_ok(path, strlen(path)) || strlen(path) > 8192)
 		return false;
-	if (q->method != NULL &&
-	    (!hc_token_ok(q->method, strlen(q->method)) ||
-	     strlen(q->method) > 32))
+	if (q->method != NULL && (!hc_token_ok(q->method, strlen(q->method)) ||
+				  strlen(q->method) > 32))
 		return false;
 	if (q->nfields > HC_REQ_FIELDS_MAX || (q->nfields > 0 && !q->fields))
 		return false;
@@ -546,8 +552,8 @@ static void hc_conn_timer(struct loop_timer *t, void *arg)
 
 	(void)t;
 	if (hc->state < HC_CONN_READY) {
-		snprintf(why, sizeof(why), "connect timeout after %" PRIu64
-					   " ms",
+		snprintf(why, sizeof(why),
+			 "connect timeout after %" PRIu64 " ms",
 			 cl->opts.connect_timeout_ms);
 		/* Try the next address if there is one. */
 		hc->err = 0;
@@ -556,7 +562,8 @@ static void hc_conn_timer(struct loop_timer *t, void *arg)
 		return;
 	}
 	if (hc->state == HC_CONN_READY && hc_conn_inflight(hc) == 0) {
-		log_debug("%016" PRIx64 " http-client idle close origin=%s://%s "
+		log_debug("%016" PRIx64
+			  " http-client idle close origin=%s://%s "
 			  "proto=%s requests=%u",
 			  hc_conn_log_id(hc), hc_scheme(hc->o),
 			  hc->o->authority, hc_conn_proto(hc), hc->requests);
@@ -608,8 +615,8 @@ static void hc_h2_stream_done(void *arg, struct h2c_stream *s, int err,
 			      bool refused, const char *reason)
 {
 	struct hc_conn *hc = arg;
-	struct hc_req *r = (struct hc_req *)((char *)s -
-					     offsetof(struct hc_req, st));
+	struct hc_req *r =
+		(struct hc_req *)((char *)s - offsetof(struct hc_req, st));
 
 	r->conn = NULL;
 	if (err != 0 && refused && !r->retried) {
@@ -1139,8 +1146,7 @@ void http_client_free(struct http_client **clp)
 	*clp = NULL;
 }
 
-int http_client_request(struct http_client *cl,
-			const struct http_client_req *q,
+int http_client_request(struct http_client *cl, const struct http_client_req *q,
 			http_client_done_fn *done, void *arg)
 {
 	const char *method = q->method;
@@ -1161,8 +1167,8 @@ int http_client_request(struct http_client *cl,
 	pl = strlen(path);
 	for (unsigned i = 0; i < q->nfields; i++)
 		fsz += q->fields[i].name_len + q->fields[i].value_len + 2;
-	sz = sizeof(*r) + q->nfields * sizeof(struct http_field) + ml + 1 +
-	     pl + 1 + fsz + q->body_len;
+	sz = sizeof(*r) + q->nfields * sizeof(struct http_field) + ml + 1 + pl +
+	     1 + fsz + q->body_len;
 	o = hc_origin_get(cl, q, port);
 	if (o == NULL)
 		return -ENOMEM;

@@ -34,8 +34,8 @@ struct http_client_opts {
 	/* Offer only http/1.1 in ALPN (tests, servers with broken h2). */
 	bool no_h2;
 	enum tls_ktls_mode ktls;
-	uint64_t connect_timeout_ms; /* DNS+TCP+TLS per attempt; 0 = 10 s */
-	uint64_t idle_timeout_ms;    /* idle connection closed; 0 = 60 s */
+	uint64_t connect_timeout_ms;   /* DNS+TCP+TLS per attempt; 0 = 10 s */
+	uint64_t idle_timeout_ms;      /* idle connection closed; 0 = 60 s */
 	unsigned max_conns_per_origin; /* 0 = 8 */
 	unsigned max_queued;           /* requests not yet done; 0 = 65536 */
 	uint32_t max_header_bytes;     /* response fields; 0 = 16 KiB */
@@ -59,16 +59,17 @@ struct http_client_req {
 	unsigned nfields;
 	const void *body;
 	size_t body_len;
-	uint64_t timeout_ms; /* from submission to the whole response; 0 = 60 s */
-	size_t body_max;     /* response body bound; 0 = 64 KiB */
+	/* From submission to the whole response; 0 = 60 s. */
+	uint64_t timeout_ms;
+	size_t body_max; /* response body bound; 0 = 64 KiB */
 	/* Accept any certificate (spec D.9 "_" domains). Such requests
 	 * never share a connection with verified ones. */
 	bool insecure;
 };
 
 struct http_client_resp {
-	int status;              /* 100..599 */
-	const char *version;     /* "h2" or "http/1.1" */
+	int status;                      /* 100..599 */
+	const char *version;             /* "h2" or "http/1.1" */
 	const struct http_field *fields; /* names lower-case */
 	unsigned nfields;
 	const uint8_t *body;
@@ -111,10 +112,10 @@ const char *http_client_resp_field(const struct http_client_resp *resp,
 				   const char *name);
 
 struct http_client_stats {
-	unsigned conns_open;     /* connected or connecting now */
-	uint64_t conns_opened;   /* connection attempts in all */
-	unsigned requests_live;  /* submitted and not yet done */
-	uint64_t requests_done;  /* done callbacks, any outcome */
+	unsigned conns_open;       /* connected or connecting now */
+	uint64_t conns_opened;     /* connection attempts in all */
+	unsigned requests_live;    /* submitted and not yet done */
+	uint64_t requests_done;    /* done callbacks, any outcome */
 	uint64_t requests_retried; /* refused unprocessed, re-sent */
 };
 void http_client_get_stats(const struct http_client *cl,
