@@ -9,6 +9,8 @@ int cmd_dovecot(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_import_chatmail(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
+/* Execs ringmail-bench ($RINGMAIL_BENCH_BIN, else next to this binary). */
+int cmd_bench(int argc, char **argv);
 
 struct config;
 struct accounts_policy;

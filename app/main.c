@@ -6,7 +6,6 @@
 #include <string.h>
 
 /* project */
-#include "bench/client/bench_client.h"
 #include "build-config.h"
 
 struct main_cmd {

@@ -18,9 +18,10 @@
 
 #include <openssl/ssl.h>
 
-/* `ringmail bench`: the subcommand's entry point, called by app/main.c;
- * the process exit code, argv[0] = "bench". */
-int cmd_bench(int argc, char **argv);
+/* `ringmail bench`: the entry point of the ringmail-bench executable
+ * (bench_main.c), which `ringmail bench` execs; the process exit code,
+ * argv[0] = "bench" (or the executable's name when run directly). */
+int bench_cmd_run(int argc, char **argv);
 
 #ifdef __cplusplus
 extern "C" {

@@ -1249,7 +1249,7 @@ static int bench_parse_opts(int argc, char **argv, struct bench_opts *o)
 	return 0;
 }
 
-int cmd_bench(int argc, char **argv)
+int bench_cmd_run(int argc, char **argv)
 {
 	struct bench_run *r;
 	char err[240] = "";
