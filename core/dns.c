@@ -348,20 +348,15 @@ static void dns_later_cb(struct loop_timer *t, void *arg)
 		dns_query_free(q);
 }
 
-int dns_txt_lookup(struct dns_resolver *r, const char *name,
-		   uint64_t timeout_ms, dns_txt_fn *fn, void *arg,
-		   struct dns_query **q_r)
+/* A query of @r, linked into its list and counted as pending, its timers
+ * ready; the caller sets the callback and hands it to c-ares. */
+static struct dns_query *dns_query_new(struct dns_resolver *r, void *arg)
 {
-	struct dns_query *q;
+	struct dns_query *q = calloc(1, sizeof(*q));
 
-	*q_r = NULL;
-	if (name == NULL || name[0] == '\0' || strlen(name) > 253)
-		return -EINVAL;
-	q = calloc(1, sizeof(*q));
 	if (q == NULL)
-		return -ENOMEM;
+		return NULL;
 	q->r = r;
-	q->fn = fn;
 	q->arg = arg;
 	loop_timer_init(&q->deadline, dns_deadline_cb, q);
 	loop_timer_init(&q->later, dns_later_cb, q);
@@ -372,6 +367,30 @@ int dns_txt_lookup(struct dns_resolver *r, const char *name,
 	r->queries = q;
 	q->pprev = &r->queries;
 	q->in_ares = true;
+	return q;
+}
+
+/* c-ares holds @q: arm its deadline and c-ares's own timer. */
+static void dns_query_started(struct dns_query *q, uint64_t timeout_ms)
+{
+	loop_timer_arm(q->r->loop, &q->deadline,
+		       timeout_ms != 0 ? timeout_ms : DNS_TIMEOUT_DEFAULT);
+	dns_rearm(q->r);
+}
+
+int dns_txt_lookup(struct dns_resolver *r, const char *name,
+		   uint64_t timeout_ms, dns_txt_fn *fn, void *arg,
+		   struct dns_query **q_r)
+{
+	struct dns_query *q;
+
+	*q_r = NULL;
+	if (name == NULL || name[0] == '\0' || strlen(name) > 253)
+		return -EINVAL;
+	q = dns_query_new(r, arg);
+	if (q == NULL)
+		return -ENOMEM;
+	q->fn = fn;
 	r->calling = q;
 	r->called = false;
 	ares_query(r->ch, name, ns_c_in, ns_t_txt, dns_ares_cb, q);
@@ -386,9 +405,7 @@ int dns_txt_lookup(struct dns_resolver *r, const char *name,
 		*q_r = q;
 		return 0;
 	}
-	loop_timer_arm(r->loop, &q->deadline,
-		       timeout_ms != 0 ? timeout_ms : DNS_TIMEOUT_DEFAULT);
-	dns_rearm(r);
+	dns_query_started(q, timeout_ms);
 	*q_r = q;
 	return 0;
 }
@@ -501,21 +518,10 @@ int dns_addr_lookup(struct dns_resolver *r, const char *name, int family,
 	if (name == NULL || name[0] == '\0' || strlen(name) > 253 ||
 	    (family != AF_UNSPEC && family != AF_INET && family != AF_INET6))
 		return -EINVAL;
-	q = calloc(1, sizeof(*q));
+	q = dns_query_new(r, arg);
 	if (q == NULL)
 		return -ENOMEM;
-	q->r = r;
 	q->afn = fn;
-	q->arg = arg;
-	loop_timer_init(&q->deadline, dns_deadline_cb, q);
-	loop_timer_init(&q->later, dns_later_cb, q);
-	r->pending++;
-	q->next = r->queries;
-	if (r->queries != NULL)
-		r->queries->pprev = &q->next;
-	r->queries = q;
-	q->pprev = &r->queries;
-	q->in_ares = true;
 	memset(&h, 0, sizeof(h));
 	h.ai_family = family;
 	h.ai_socktype = SOCK_STREAM;
@@ -528,9 +534,7 @@ int dns_addr_lookup(struct dns_resolver *r, const char *name, int family,
 		*q_r = q;
 		return 0;
 	}
-	loop_timer_arm(r->loop, &q->deadline,
-		       timeout_ms != 0 ? timeout_ms : DNS_TIMEOUT_DEFAULT);
-	dns_rearm(r);
+	dns_query_started(q, timeout_ms);
 	*q_r = q;
 	return 0;
 }
